@@ -1,1 +1,71 @@
+//! `kiln-front`: the checker and the lowering from the AST to Kiln IR.
+//!
+//! [`check`] resolves names and types (producing the typed AST of [`typed`]) and reports
+//! every user error as a codespan-reporting diagnostic; [`Lowerer`] turns checked items into
+//! IR kernels, one per specialisation. Everything a user can get wrong is reported here:
+//! the IR verifier only ever catches compiler bugs.
 
+pub mod builtins;
+pub mod check;
+pub mod diag;
+pub mod lower;
+pub mod typed;
+pub mod types;
+
+use std::collections::HashMap;
+
+use kiln_syntax::FileId;
+
+pub use check::check;
+pub use diag::Diag;
+pub use lower::{instance_name, Lowerer};
+pub use typed::{CheckedConst, CheckedItem, ConstId, ItemId, LocalId, Script};
+pub use types::{Class, Ty};
+
+/// A checked source file: its items, consts and script, ready to be lowered.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// The file's id in the caller's file database.
+    pub file: FileId,
+    /// The source text (for source locations in runtime errors).
+    pub src: String,
+    /// `fn`, `ufunc` and `reduce` items (and unsupported M2 items), by [`ItemId`].
+    pub items: Vec<CheckedItem>,
+    /// Consts, by [`ConstId`].
+    pub consts: Vec<CheckedConst>,
+    /// Top-level statements.
+    pub script: Script,
+    /// Items by name.
+    pub item_ids: HashMap<String, ItemId>,
+    /// Consts by name.
+    pub const_ids: HashMap<String, ConstId>,
+    /// Byte offsets where lines start.
+    pub line_starts: Vec<usize>,
+}
+
+impl Program {
+    /// The item called `name`.
+    pub fn item(&self, name: &str) -> Option<(ItemId, &CheckedItem)> {
+        let id = *self.item_ids.get(name)?;
+        Some((id, &self.items[id.0 as usize]))
+    }
+
+    /// Every specialisation of item `id`: one per combination of its generic parameters'
+    /// class members (one empty list for a non-generic item).
+    pub fn specialisations(&self, id: ItemId) -> Vec<Vec<kiln_ir::ScalarType>> {
+        let item = &self.items[id.0 as usize];
+        let mut out = vec![vec![]];
+        for (_, class) in &item.generics {
+            let mut next = Vec::new();
+            for prefix in &out {
+                for &t in class.members() {
+                    let mut p: Vec<kiln_ir::ScalarType> = prefix.clone();
+                    p.push(t);
+                    next.push(p);
+                }
+            }
+            out = next;
+        }
+        out
+    }
+}

@@ -122,3 +122,11 @@ fn intersect(idom: &HashMap<Block, Block>, order: &HashMap<Block, usize>, mut a:
     }
     a
 }
+
+/// Unlinks blocks that cannot be reached from the entry. Returns whether any were removed.
+pub fn remove_unreachable_blocks(k: &mut Kernel) -> bool {
+    let reachable: std::collections::HashSet<Block> = reverse_post_order(k).into_iter().collect();
+    let before = k.layout.len();
+    k.layout.retain(|b| reachable.contains(b));
+    before != k.layout.len()
+}

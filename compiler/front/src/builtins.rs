@@ -1,0 +1,119 @@
+//! The builtin functions of spec §4 and their signatures.
+
+use kiln_ir::{BinaryOp, UnaryOp};
+
+use crate::types::{Class, Ty};
+
+/// A builtin function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    /// `sqrt exp …`, `floor …`: `(T: float) -> T`; `abs`: `(T: num) -> T`.
+    Unary(UnaryOp),
+    /// `isnan isinf isfinite`: `(T: float) -> bool`.
+    Predicate(UnaryOp),
+    /// `atan2 pow hypot copysign`: `(T: float, T) -> T`; `min max`: `(T: num, T) -> T`.
+    Binary(BinaryOp),
+    /// `fma(a, b, c)`: `(T: float, T, T) -> T`, one rounding.
+    Fma,
+    /// `clamp(x, lo, hi)`: `(T: num, T, T) -> T`, `min(max(x, lo), hi)`.
+    Clamp,
+    /// `select(c, a, b)`: `(bool, T, T) -> T`, both operands evaluated.
+    Select,
+    /// `assert(c)`: runtime error unless `c`.
+    Assert,
+}
+
+/// A builtin's signature: one generic parameter of class `class`.
+pub struct Signature {
+    /// The generic parameter's class (`None` for `assert`, which has none).
+    pub class: Option<Class>,
+    /// Parameter types; `Ty::Param(0, ..)` stands for the generic parameter.
+    pub params: Vec<Ty>,
+    /// Result type.
+    pub ret: Ty,
+}
+
+impl Builtin {
+    /// Looks up a builtin by name.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        if let Some(op) = UnaryOp::ALL.iter().find(|op| op.name() == name) {
+            return match op {
+                UnaryOp::Neg | UnaryOp::Not => None,
+                UnaryOp::IsNan | UnaryOp::IsInf | UnaryOp::IsFinite => Some(Builtin::Predicate(*op)),
+                _ => Some(Builtin::Unary(*op)),
+            };
+        }
+        Some(match name {
+            "atan2" => Builtin::Binary(BinaryOp::Atan2),
+            "pow" => Builtin::Binary(BinaryOp::Pow),
+            "hypot" => Builtin::Binary(BinaryOp::Hypot),
+            "copysign" => Builtin::Binary(BinaryOp::Copysign),
+            "min" => Builtin::Binary(BinaryOp::Min),
+            "max" => Builtin::Binary(BinaryOp::Max),
+            "fma" => Builtin::Fma,
+            "clamp" => Builtin::Clamp,
+            "select" => Builtin::Select,
+            "assert" => Builtin::Assert,
+            _ => return None,
+        })
+    }
+
+    /// Every builtin's name, for suggestions and the REPL.
+    pub fn names() -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = UnaryOp::ALL
+            .iter()
+            .filter(|op| !matches!(op, UnaryOp::Neg | UnaryOp::Not))
+            .map(|op| op.name())
+            .collect();
+        v.extend(["atan2", "pow", "hypot", "copysign", "min", "max", "fma", "clamp", "select", "assert"]);
+        v
+    }
+
+    /// The name as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Unary(op) | Builtin::Predicate(op) => op.name(),
+            Builtin::Binary(op) => op.name(),
+            Builtin::Fma => "fma",
+            Builtin::Clamp => "clamp",
+            Builtin::Select => "select",
+            Builtin::Assert => "assert",
+        }
+    }
+
+    /// The signature.
+    pub fn signature(self) -> Signature {
+        let t = |c: Class| Ty::Param(0, "T".into(), c);
+        match self {
+            Builtin::Unary(op) => {
+                let c = if op.float_only() { Class::Float } else { Class::Num };
+                Signature { class: Some(c), params: vec![t(c)], ret: t(c) }
+            }
+            Builtin::Predicate(_) => Signature {
+                class: Some(Class::Float),
+                params: vec![t(Class::Float)],
+                ret: Ty::BOOL,
+            },
+            Builtin::Binary(op) => {
+                let c = if op.float_only() { Class::Float } else { Class::Num };
+                Signature { class: Some(c), params: vec![t(c), t(c)], ret: t(c) }
+            }
+            Builtin::Fma => Signature {
+                class: Some(Class::Float),
+                params: vec![t(Class::Float); 3],
+                ret: t(Class::Float),
+            },
+            Builtin::Clamp => Signature {
+                class: Some(Class::Num),
+                params: vec![t(Class::Num); 3],
+                ret: t(Class::Num),
+            },
+            Builtin::Select => Signature {
+                class: Some(Class::Any),
+                params: vec![Ty::BOOL, t(Class::Any), t(Class::Any)],
+                ret: t(Class::Any),
+            },
+            Builtin::Assert => Signature { class: None, params: vec![Ty::BOOL], ret: Ty::Unit },
+        }
+    }
+}

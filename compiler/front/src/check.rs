@@ -1,0 +1,1324 @@
+//! The checker: name resolution, types, generics, and the rules of spec §2–§5 that can be
+//! decided before running anything. It produces the typed AST of [`crate::typed`].
+//!
+//! Design notes:
+//! - Three passes: item signatures (so items may be used before they are defined), bodies,
+//!   then whole-program rules (recursion, const cycles).
+//! - Generic items are checked once, with each parameter `T` an opaque type of its class:
+//!   an operation is allowed only if it is allowed for every member (`&` needs `T: int`,
+//!   `sqrt` needs `T: float`, `-x` needs a class without unsigned types). Literal ranges are
+//!   checked again per specialisation, by lowering.
+//! - Unsuffixed literals get the flexible types `{integer}`/`{float}`. An operator unifies
+//!   its operands and [`finalize`] pushes the resulting type down into the literals; a
+//!   flexible type that meets no constraint defaults to `i64`/`f64` (spec §1).
+//! - An expression with an error has type `Ty::Error`, which unifies with everything: one
+//!   mistake, one diagnostic. Every independent error in the file is reported.
+
+use std::collections::{HashMap, HashSet};
+
+use kiln_ir::ScalarType;
+use kiln_syntax::ast::{self, BinOp, Expr, ExprKind, ItemKind, Literal, Pattern, Stmt, StmtKind, TypeExpr, UnOp};
+use kiln_syntax::{FileId, Span};
+
+use crate::builtins::Builtin;
+use crate::diag::{self, Diag};
+use crate::typed::*;
+use crate::types::{Class, Ty};
+use crate::Program;
+
+/// What other items need to know of an item.
+#[derive(Clone, Debug)]
+struct Sig {
+    kind: ItemKind,
+    generics: Vec<(String, Class)>,
+    params: Vec<Ty>,
+    ret: Ty,
+    /// `gufunc`/`kernel`: known, but not callable yet.
+    unsupported: bool,
+}
+
+struct Checker<'s> {
+    file: FileId,
+    src: &'s str,
+    sigs: Vec<Sig>,
+    item_ids: HashMap<String, ItemId>,
+    const_ids: HashMap<String, ConstId>,
+    const_tys: Vec<Ty>,
+    diags: Vec<Diag>,
+    /// (caller, callee, call site) among items, for recursion detection.
+    call_edges: Vec<(ItemId, ItemId, Span)>,
+    /// (user, used, use site) among consts, for cycle detection.
+    const_edges: Vec<(ConstId, ConstId, Span)>,
+}
+
+/// Checks a parsed module. Returns the typed program and the diagnostics (in source order);
+/// the program may only be lowered when there are none.
+pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Diag>) {
+    let mut cx = Checker {
+        file,
+        src,
+        sigs: Vec::new(),
+        item_ids: HashMap::new(),
+        const_ids: HashMap::new(),
+        const_tys: Vec::new(),
+        diags: Vec::new(),
+        call_edges: Vec::new(),
+        const_edges: Vec::new(),
+    };
+    let mut funcs: Vec<&ast::FuncDef> = Vec::new();
+    let mut consts: Vec<&ast::ConstDef> = Vec::new();
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    for entry in &module.entries {
+        let ast::TopLevel::Item(item) = entry else { continue };
+        let name = item.name();
+        if let Some(&first) = seen.get(&name.name) {
+            let d = diag::error(file, name.span, format!("`{}` is defined twice", name.name), "redefined here");
+            cx.diags.push(diag::also(d, file, first, "first defined here"));
+            continue;
+        }
+        if Builtin::from_name(&name.name).is_some() || NamedConst::from_name(&name.name).is_some() || name.name == "print" {
+            cx.diags.push(diag::error(
+                file,
+                name.span,
+                format!("`{}` is a builtin and cannot be redefined", name.name),
+                "choose another name",
+            ));
+            continue;
+        }
+        if ScalarType::from_name(&name.name).is_some() {
+            cx.diags.push(diag::error(file, name.span, format!("`{}` is a type name", name.name), "choose another name"));
+            continue;
+        }
+        seen.insert(name.name.clone(), name.span);
+        match item {
+            ast::Item::Func(f) => {
+                let sig = cx.signature(f);
+                cx.item_ids.insert(f.name.name.clone(), ItemId(cx.sigs.len() as u32));
+                cx.sigs.push(sig);
+                funcs.push(f);
+            }
+            ast::Item::Const(c) => {
+                let ty = cx.resolve_type(&c.ty, &[]);
+                if !matches!(ty, Ty::Scalar(_) | Ty::Error) {
+                    cx.diags.push(diag::error(file, c.ty.span(), "a const must have a scalar type", "not a scalar type"));
+                }
+                cx.const_ids.insert(c.name.name.clone(), ConstId(cx.const_tys.len() as u32));
+                cx.const_tys.push(ty);
+                consts.push(c);
+            }
+        }
+    }
+
+    let mut checked_consts = Vec::new();
+    for (i, c) in consts.iter().enumerate() {
+        checked_consts.push(cx.check_const(ConstId(i as u32), c));
+    }
+    let mut items = Vec::new();
+    for (i, f) in funcs.iter().enumerate() {
+        items.push(cx.check_item(ItemId(i as u32), f));
+    }
+    let stmts: Vec<&Stmt> = module
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            ast::TopLevel::Stmt(s) => Some(s),
+            ast::TopLevel::Item(_) => None,
+        })
+        .collect();
+    let script = cx.check_script(&stmts);
+    cx.check_recursion(&items);
+    cx.check_const_cycles(&checked_consts);
+
+    let mut diags = std::mem::take(&mut cx.diags);
+    diags.sort_by_key(diag::sort_key);
+    let program = Program {
+        file,
+        src: src.to_string(),
+        items,
+        consts: checked_consts,
+        script,
+        item_ids: cx.item_ids,
+        const_ids: cx.const_ids,
+        line_starts: line_starts(src),
+    };
+    (program, diags)
+}
+
+fn line_starts(src: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Span, message: impl Into<String>, label: impl Into<String>) {
+        let d = diag::error(self.file, span, message, label);
+        self.diags.push(d);
+    }
+
+    fn snippet(&self, span: Span) -> &str {
+        self.src.get(span.range()).unwrap_or("")
+    }
+
+    /// Resolves a written type in the scope of `generics`.
+    fn resolve_type(&mut self, te: &TypeExpr, generics: &[(String, Class)]) -> Ty {
+        match te {
+            TypeExpr::Named(id) => {
+                if let Some(s) = ScalarType::from_name(&id.name) {
+                    return Ty::Scalar(s);
+                }
+                if let Some(i) = generics.iter().position(|(n, _)| *n == id.name) {
+                    return Ty::Param(i as u32, id.name.clone(), generics[i].1);
+                }
+                let candidates: Vec<&str> = ScalarType::ALL
+                    .iter()
+                    .map(|t| t.name())
+                    .chain(generics.iter().map(|(n, _)| n.as_str()))
+                    .collect();
+                let mut d = diag::error(self.file, id.span, format!("unknown type `{}`", id.name), "not a type");
+                d = match diag::suggest(&id.name, candidates) {
+                    Some(s) => diag::help(d, format!("did you mean `{s}`?")),
+                    None => diag::help(d, "the scalar types are bool, i32, i64, u32, u64, f32 and f64"),
+                };
+                self.diags.push(d);
+                Ty::Error
+            }
+            TypeExpr::Tuple(ts, span) => {
+                let mut out = Vec::new();
+                for t in ts {
+                    let r = self.resolve_type(t, generics);
+                    if !r.is_single() {
+                        self.error(t.span(), "tuples cannot nest", "expected a scalar type");
+                        return Ty::Error;
+                    }
+                    out.push(r);
+                }
+                if out.len() < 2 {
+                    self.error(*span, "a tuple type needs at least two elements", "write the type without parentheses");
+                    return Ty::Error;
+                }
+                Ty::Tuple(out)
+            }
+            TypeExpr::Array(_, _, span) => {
+                let d = diag::error(self.file, *span, "array types are not supported yet", "array type (milestone M2)");
+                self.diags.push(diag::note(d, "array parameters belong to `gufunc` and `kernel` items, which come in milestone M2"));
+                Ty::Error
+            }
+        }
+    }
+
+    fn signature(&mut self, f: &ast::FuncDef) -> Sig {
+        let unsupported = matches!(f.kind, ItemKind::Gufunc | ItemKind::Kernel);
+        if unsupported {
+            let what = if f.kind == ItemKind::Gufunc { "generalized ufuncs (`gufunc`)" } else { "index-space kernels (`kernel`)" };
+            let d = diag::error(self.file, f.header_span, format!("{what} are not supported yet"), "milestone M2");
+            self.diags.push(diag::note(d, "Kiln v0 compiles `fn`, `ufunc` and `reduce` items; this item is parsed but not compiled"));
+            return Sig { kind: f.kind, generics: vec![], params: vec![], ret: Ty::Error, unsupported };
+        }
+        let mut generics = Vec::new();
+        for g in &f.generics {
+            let class = match Class::from_name(&g.class.name) {
+                Some(c) => c,
+                None => {
+                    let mut d = diag::error(self.file, g.class.span, format!("unknown type class `{}`", g.class.name), "not a class");
+                    d = diag::help(d, "the classes are `float` (f32, f64), `int` (i32, i64, u32, u64) and `num` (both)");
+                    self.diags.push(d);
+                    Class::Num
+                }
+            };
+            if generics.iter().any(|(n, _): &(String, Class)| *n == g.name.name) {
+                self.error(g.name.span, format!("generic parameter `{}` is declared twice", g.name.name), "declared again");
+            }
+            generics.push((g.name.name.clone(), class));
+        }
+        let mut params = Vec::new();
+        for p in &f.params {
+            let t = self.resolve_type(&p.ty, &generics);
+            if p.is_out {
+                self.error(p.span, "`out` parameters are not supported yet", "milestone M2 (gufunc and kernel)");
+            } else if !t.is_single() {
+                self.error(p.ty.span(), "a parameter must have a scalar type", "not a scalar type");
+            }
+            params.push(t);
+        }
+        let ret = match &f.ret {
+            Some(t) => self.resolve_type(t, &generics),
+            None => Ty::Unit,
+        };
+        for (i, (name, _)) in generics.iter().enumerate() {
+            let used = params.iter().any(|p| matches!(p, Ty::Param(j, ..) if *j == i as u32));
+            if !used {
+                let span = f.generics[i].name.span;
+                self.error(span, format!("generic parameter `{name}` is not used by any parameter"), "its type could never be inferred");
+            }
+        }
+        match f.kind {
+            ItemKind::Ufunc if ret == Ty::Unit => {
+                self.error(f.header_span, "a ufunc must return a value", "add `-> T` to the header");
+            }
+            ItemKind::Reduce => {
+                let ok = params.len() == 2 && params[0] == params[1] && params[0] == ret && ret.is_single();
+                if !ok {
+                    let d = diag::error(self.file, f.header_span, "a reduce takes two parameters and returns one value, all of one type", "wrong signature");
+                    self.diags.push(diag::help(d, "write it as `reduce name(a: T, b: T) -> T identity e { ... }`"));
+                }
+                if f.identity.is_none() {
+                    self.error(f.header_span, "a reduce needs an identity", "add `identity e` before the body");
+                }
+            }
+            _ => {
+                if f.identity.is_some() {
+                    self.error(f.header_span, format!("only a reduce has an identity, not a {}", f.kind.keyword()), "remove `identity ...`");
+                }
+            }
+        }
+        if f.over.is_some() && !unsupported {
+            self.error(f.header_span, "only a `kernel` has an `over` clause", "remove `over ...`");
+        }
+        Sig { kind: f.kind, generics, params, ret, unsupported }
+    }
+
+    fn check_const(&mut self, id: ConstId, c: &ast::ConstDef) -> CheckedConst {
+        let ty = self.const_tys[id.0 as usize].clone();
+        let mut body = Body::new(self, Owner::Const(id), vec![], None);
+        let v = body.expr(&c.value);
+        let value = body.coerce(v, &ty, Some(c.ty.span()));
+        let locals = body.locals;
+        CheckedConst { name: c.name.name.clone(), ty, value, locals, doc: c.doc.clone(), span: c.span }
+    }
+
+    fn check_item(&mut self, id: ItemId, f: &ast::FuncDef) -> CheckedItem {
+        let sig = self.sigs[id.0 as usize].clone();
+        let mut item = CheckedItem {
+            name: f.name.name.clone(),
+            kind: f.kind,
+            generics: sig.generics.clone(),
+            params: vec![],
+            ret: sig.ret.clone(),
+            identity: None,
+            body: TExpr { kind: TExprKind::Error, ty: Ty::Error, span: f.body.span },
+            locals: vec![],
+            doc: f.doc.clone(),
+            header_span: f.header_span,
+        };
+        if sig.unsupported {
+            return item;
+        }
+        if let Some(identity) = &f.identity {
+            let mut body = Body::new(self, Owner::Item(id), sig.generics.clone(), None);
+            let v = body.expr(identity);
+            item.identity = Some(body.coerce(v, &sig.ret, f.ret.as_ref().map(TypeExpr::span)));
+        }
+        let mut body = Body::new(self, Owner::Item(id), sig.generics.clone(), Some(sig.ret.clone()));
+        body.scopes.push(HashMap::new());
+        for (p, ty) in f.params.iter().zip(&sig.params) {
+            if body.scopes[0].contains_key(&p.name.name) {
+                body.cx.error(p.name.span, format!("parameter `{}` is declared twice", p.name.name), "declared again");
+            }
+            let local = body.declare(&p.name, ty.clone(), false);
+            item.params.push((p.name.name.clone(), ty.clone(), local));
+        }
+        let v = body.expr(&f.body);
+        let ret_span = f.ret.as_ref().map(TypeExpr::span);
+        item.body = if v.ty == Ty::Unit && sig.ret != Ty::Unit && sig.ret != Ty::Error {
+            let d = diag::error(
+                body.cx.file,
+                f.body.span,
+                format!("the body of `{}` has no value; expected `{}`", f.name.name, sig.ret),
+                "no value",
+            );
+            let d = diag::help(d, "the last expression of a body is its value: remove the trailing `;`, or `return` a value");
+            body.cx.diags.push(d);
+            v
+        } else {
+            body.coerce(v, &sig.ret, ret_span)
+        };
+        item.locals = body.locals;
+        item
+    }
+
+    fn check_script(&mut self, stmts: &[&Stmt]) -> Script {
+        let mut body = Body::new(self, Owner::Script, vec![], None);
+        body.script_level = true;
+        body.scopes.push(HashMap::new());
+        let mut out = Vec::new();
+        for s in stmts {
+            if let Some(t) = body.stmt(s) {
+                out.push(t);
+            }
+        }
+        Script { stmts: out, locals: body.locals }
+    }
+
+    fn check_recursion(&mut self, items: &[CheckedItem]) {
+        let mut graph: HashMap<ItemId, Vec<(ItemId, Span)>> = HashMap::new();
+        for &(a, b, s) in &self.call_edges {
+            graph.entry(a).or_default().push((b, s));
+        }
+        // Iterative DFS with colours; each back edge closes a cycle, reported once per
+        // distinct set of items.
+        let mut color: HashMap<ItemId, u8> = HashMap::new();
+        let mut reported: HashSet<Vec<ItemId>> = HashSet::new();
+        for start in 0..items.len() as u32 {
+            let start = ItemId(start);
+            if color.get(&start).copied().unwrap_or(0) != 0 {
+                continue;
+            }
+            let mut path: Vec<ItemId> = vec![start];
+            let mut stack: Vec<(ItemId, usize)> = vec![(start, 0)];
+            color.insert(start, 1);
+            while let Some((node, i)) = stack.last_mut() {
+                let node = *node;
+                let edges = graph.get(&node).map(Vec::as_slice).unwrap_or(&[]);
+                if let Some(&(next, span)) = edges.get(*i) {
+                    *i += 1;
+                    match color.get(&next).copied().unwrap_or(0) {
+                        0 => {
+                            color.insert(next, 1);
+                            stack.push((next, 0));
+                            path.push(next);
+                        }
+                        1 => {
+                            let pos = path.iter().position(|&n| n == next).unwrap_or(0);
+                            let cycle: Vec<ItemId> = path[pos..].to_vec();
+                            let mut key = cycle.clone();
+                            key.sort();
+                            if reported.insert(key) {
+                                let mut names: Vec<&str> = cycle.iter().map(|c| items[c.0 as usize].name.as_str()).collect();
+                                names.push(&items[next.0 as usize].name);
+                                let d = diag::error(
+                                    self.file,
+                                    span,
+                                    format!("recursive call: {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ")),
+                                    "this call closes the cycle",
+                                );
+                                let d = diag::note(d, "calls of `fn`, `ufunc` and `reduce` items are inlined, so recursion is not allowed; use a loop");
+                                self.diags.push(d);
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    color.insert(node, 2);
+                    stack.pop();
+                    path.pop();
+                }
+            }
+        }
+    }
+
+    fn check_const_cycles(&mut self, consts: &[CheckedConst]) {
+        let mut graph: HashMap<ConstId, Vec<(ConstId, Span)>> = HashMap::new();
+        for &(a, b, s) in &self.const_edges {
+            graph.entry(a).or_default().push((b, s));
+        }
+        for (i, c) in consts.iter().enumerate() {
+            let start = ConstId(i as u32);
+            // Does `start` reach itself? (Consts are few; a walk per const is fine.)
+            let mut seen = HashSet::new();
+            let mut work: Vec<ConstId> = graph.get(&start).map(|v| v.iter().map(|e| e.0).collect()).unwrap_or_default();
+            while let Some(n) = work.pop() {
+                if n == start {
+                    self.error(c.span, format!("const `{}` depends on itself", c.name), "its value refers back to it");
+                    break;
+                }
+                if seen.insert(n) {
+                    if let Some(v) = graph.get(&n) {
+                        work.extend(v.iter().map(|e| e.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whose body is being checked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Owner {
+    Item(ItemId),
+    Const(ConstId),
+    Script,
+}
+
+struct Body<'c, 's> {
+    cx: &'c mut Checker<'s>,
+    owner: Owner,
+    generics: Vec<(String, Class)>,
+    /// `Some(ret)` in an item body: `return` is allowed.
+    ret: Option<Ty>,
+    locals: Vec<LocalInfo>,
+    scopes: Vec<HashMap<String, LocalId>>,
+    loop_depth: u32,
+    /// True while checking statements of the script itself (not nested in an expression):
+    /// where `print(...)` may appear.
+    script_level: bool,
+}
+
+impl<'c, 's> Body<'c, 's> {
+    fn new(cx: &'c mut Checker<'s>, owner: Owner, generics: Vec<(String, Class)>, ret: Option<Ty>) -> Self {
+        Body { cx, owner, generics, ret, locals: vec![], scopes: vec![HashMap::new()], loop_depth: 0, script_level: false }
+    }
+
+    fn file(&self) -> FileId {
+        self.cx.file
+    }
+
+    fn declare(&mut self, name: &ast::Ident, ty: Ty, mutable: bool) -> LocalId {
+        let id = LocalId(self.locals.len() as u32);
+        self.locals.push(LocalInfo { name: name.name.clone(), ty, mutable, span: name.span });
+        self.scopes.last_mut().expect("a scope is open").insert(name.name.clone(), id);
+        id
+    }
+
+    fn lookup(&self, name: &str) -> Option<LocalId> {
+        self.scopes.iter().rev().find_map(|s| s.get(name).copied())
+    }
+
+    fn error_expr(span: Span) -> TExpr {
+        TExpr { kind: TExprKind::Error, ty: Ty::Error, span }
+    }
+
+    /// Checks that `e` can have type `want` and fixes its literal types. `why` points at the
+    /// written type that demands `want`, if any.
+    fn coerce(&mut self, mut e: TExpr, want: &Ty, why: Option<Span>) -> TExpr {
+        if matches!(e.ty, Ty::Error | Ty::Never) || *want == Ty::Error {
+            return e;
+        }
+        match unify(&e.ty, want) {
+            Some(t) if t == *want => {
+                finalize(&mut e, want);
+                e
+            }
+            _ => {
+                let found = e.ty.to_string();
+                let mut d = diag::error(
+                    self.file(),
+                    e.span,
+                    format!("mismatched types: expected `{want}`, found `{found}`"),
+                    format!("expected `{want}`"),
+                );
+                if let Some(w) = why {
+                    d = diag::also(d, self.file(), w, format!("`{want}` because of this"));
+                }
+                d = self.conversion_help(d, &e, want);
+                self.cx.diags.push(d);
+                Body::error_expr(e.span)
+            }
+        }
+    }
+
+    fn conversion_help(&self, d: Diag, e: &TExpr, want: &Ty) -> Diag {
+        let castable = |t: &Ty| matches!(t, Ty::Scalar(_) | Ty::Param(..) | Ty::IntLit | Ty::FloatLit);
+        match (&e.ty, want) {
+            (Ty::Unit, _) if matches!(e.kind, TExprKind::If(_, _, None)) => {
+                diag::help(d, "an `if` without `else` has no value; add an `else` branch")
+            }
+            (Ty::Scalar(ScalarType::Bool), _) | (_, Ty::Scalar(ScalarType::Bool)) => d,
+            (from, to) if castable(from) && castable(to) => {
+                let text = self.cx.snippet(e.span);
+                let simple = text.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+                let text = if simple { text.to_string() } else { format!("({text})") };
+                diag::help(d, format!("convert with `as`: `{text} as {to}`"))
+            }
+            _ => d,
+        }
+    }
+
+    /// Gives a flexible expression its default type (`i64`, `f64`).
+    fn default(&mut self, mut e: TExpr) -> TExpr {
+        match e.ty {
+            Ty::IntLit => finalize(&mut e, &Ty::I64),
+            Ty::FloatLit => finalize(&mut e, &Ty::Scalar(ScalarType::F64)),
+            _ => {}
+        }
+        e
+    }
+
+    // ------------------------------------------------------------------ statements
+
+    fn stmt(&mut self, s: &Stmt) -> Option<TStmt> {
+        let script_level = self.script_level;
+        match &s.kind {
+            StmtKind::Let { pat, ty, value } => {
+                self.script_level = false;
+                let v = self.binding_value(ty.as_ref(), value);
+                self.script_level = script_level;
+                match pat {
+                    Pattern::Name(name) => {
+                        let local = self.declare(name, v.ty.clone(), false);
+                        Some(TStmt::Let { locals: vec![local], destructure: false, value: v })
+                    }
+                    Pattern::Tuple(names, span) => {
+                        let parts = match &v.ty {
+                            Ty::Tuple(ts) if ts.len() == names.len() => ts.clone(),
+                            Ty::Error => vec![Ty::Error; names.len()],
+                            other => {
+                                let d = diag::error(
+                                    self.file(),
+                                    v.span,
+                                    format!("expected a tuple of {} values, found `{other}`", names.len()),
+                                    format!("this is `{other}`"),
+                                );
+                                self.cx.diags.push(diag::also(d, self.file(), *span, "pattern"));
+                                vec![Ty::Error; names.len()]
+                            }
+                        };
+                        let locals = names.iter().zip(parts).map(|(n, t)| self.declare(n, t, false)).collect();
+                        Some(TStmt::Let { locals, destructure: true, value: v })
+                    }
+                }
+            }
+            StmtKind::Var { name, ty, value } => {
+                self.script_level = false;
+                let v = self.binding_value(ty.as_ref(), value);
+                self.script_level = script_level;
+                let local = self.declare(name, v.ty.clone(), true);
+                Some(TStmt::Let { locals: vec![local], destructure: false, value: v })
+            }
+            StmtKind::Assign { target, op, value } => {
+                self.script_level = false;
+                let r = self.assign(target, *op, value, s.span);
+                self.script_level = script_level;
+                r
+            }
+            StmtKind::Expr { expr, .. } => {
+                if let ExprKind::Call(f, args) = &expr.kind {
+                    if f.name == "print" && self.lookup_item(&f.name).is_none() {
+                        if !script_level {
+                            self.cx.error(f.span, "`print` can only be used as a statement of a script", "not allowed here");
+                            return None;
+                        }
+                        self.script_level = false;
+                        let mut targs = Vec::new();
+                        for a in args {
+                            let t = self.expr(a);
+                            let t = self.default(t);
+                            if matches!(t.ty, Ty::Unit) {
+                                self.cx.error(a.span, "this expression has no value to print", "no value");
+                            }
+                            targs.push(t);
+                        }
+                        self.script_level = script_level;
+                        return Some(TStmt::Print(targs, expr.span));
+                    }
+                }
+                let block_like = matches!(expr.kind, ExprKind::If(..) | ExprKind::While(..) | ExprKind::For(..) | ExprKind::Block(_));
+                if !block_like {
+                    self.script_level = false;
+                }
+                let t = self.expr(expr);
+                self.script_level = script_level;
+                Some(TStmt::Expr(t))
+            }
+            StmtKind::Error => None,
+        }
+    }
+
+    fn binding_value(&mut self, ty: Option<&TypeExpr>, value: &Expr) -> TExpr {
+        let v = match ty {
+            Some(te) => {
+                let want = self.cx.resolve_type(te, &self.generics);
+                let v = self.expr_hint(value, Some(&want));
+                self.coerce(v, &want, Some(te.span()))
+            }
+            None => {
+                let v = self.expr(value);
+                self.default(v)
+            }
+        };
+        if matches!(v.ty, Ty::Unit) {
+            let d = diag::error(self.file(), v.span, "this expression has no value", "no value to bind");
+            self.cx.diags.push(diag::help(d, "loops, `if` without `else` and blocks ending in `;` have no value"));
+            return Body::error_expr(v.span);
+        }
+        if v.ty == Ty::Str {
+            self.cx.error(v.span, "strings can only be passed to script builtins", "a string");
+            return Body::error_expr(v.span);
+        }
+        v
+    }
+
+    fn assign(&mut self, target: &Expr, op: Option<BinOp>, value: &Expr, span: Span) -> Option<TStmt> {
+        let name = match &target.kind {
+            ExprKind::Name(n) => n,
+            ExprKind::Index(..) => {
+                self.cx.error(target.span, "assignment to array elements is not supported yet", "arrays come in milestone M2");
+                return None;
+            }
+            _ => {
+                self.cx.error(target.span, "cannot assign to this expression", "only a `var` can be assigned");
+                return None;
+            }
+        };
+        let Some(local) = self.lookup(&name.name) else {
+            self.unknown_name(name);
+            let _ = self.expr(value);
+            return None;
+        };
+        let info = self.locals[local.0 as usize].clone();
+        if !info.mutable {
+            let d = diag::error(self.file(), name.span, format!("cannot assign to `{}`: it is not declared with `var`", name.name), "cannot assign");
+            let d = diag::also(d, self.file(), info.span, "declared here");
+            self.cx.diags.push(diag::help(d, format!("make it mutable: `var {} = ...`", name.name)));
+            let _ = self.expr(value);
+            return None;
+        }
+        let rhs = self.expr_hint(value, Some(&info.ty));
+        let new = match op {
+            None => rhs,
+            Some(op) => {
+                let cur = TExpr { kind: TExprKind::Local(local), ty: info.ty.clone(), span: name.span };
+                self.binary_typed(op, cur, rhs, span)
+            }
+        };
+        let new = self.coerce(new, &info.ty, Some(info.span));
+        Some(TStmt::Assign(local, new))
+    }
+
+    // ------------------------------------------------------------------ expressions
+
+    fn expr(&mut self, e: &Expr) -> TExpr {
+        self.expr_hint(e, None)
+    }
+
+    /// Checks `e`; `hint` is the type the context expects, used only to infer a generic
+    /// call's type parameter from its result.
+    fn expr_hint(&mut self, e: &Expr, hint: Option<&Ty>) -> TExpr {
+        let script_level = self.script_level;
+        if !matches!(e.kind, ExprKind::Block(_) | ExprKind::If(..) | ExprKind::While(..) | ExprKind::For(..)) {
+            self.script_level = false;
+        }
+        let t = self.expr_inner(e, hint);
+        self.script_level = script_level;
+        t
+    }
+
+    fn expr_inner(&mut self, e: &Expr, hint: Option<&Ty>) -> TExpr {
+        let span = e.span;
+        let mk = |kind, ty| TExpr { kind, ty, span };
+        match &e.kind {
+            ExprKind::Lit(lit) => self.literal(lit, span),
+            ExprKind::Name(n) => self.name(n),
+            ExprKind::Unary(op, x) => self.unary(*op, x, span),
+            ExprKind::Binary(op, a, b) => {
+                let a = self.expr(a);
+                let b = self.expr(b);
+                self.binary_typed(*op, a, b, span)
+            }
+            ExprKind::Cast(x, t) => self.cast(x, t, span),
+            ExprKind::Call(f, args) => self.call(f, args, span, hint),
+            ExprKind::Index(..) => {
+                self.cx.error(span, "indexing is not supported yet", "arrays come in milestone M2");
+                Body::error_expr(span)
+            }
+            ExprKind::Tuple(items) => {
+                let mut parts = Vec::new();
+                let mut tys = Vec::new();
+                for it in items {
+                    let t = self.expr(it);
+                    let t = self.default(t);
+                    if !t.ty.is_single() {
+                        self.cx.error(it.span, "a tuple element must be a single value", format!("this is `{}`", t.ty));
+                        return Body::error_expr(span);
+                    }
+                    tys.push(t.ty.clone());
+                    parts.push(t);
+                }
+                mk(TExprKind::Tuple(parts), Ty::Tuple(tys))
+            }
+            ExprKind::Block(b) => self.block(b, span),
+            ExprKind::If(c, t, els) => self.if_expr(c, t, els.as_deref(), span),
+            ExprKind::While(c, body) => {
+                let script_level = std::mem::replace(&mut self.script_level, false);
+                let c = self.expr(c);
+                let c = self.coerce(c, &Ty::BOOL, None);
+                self.script_level = script_level;
+                self.loop_depth += 1;
+                let body = self.expr(body);
+                self.loop_depth -= 1;
+                mk(TExprKind::While(Box::new(c), Box::new(body)), Ty::Unit)
+            }
+            ExprKind::For(var, range, body) => {
+                let script_level = std::mem::replace(&mut self.script_level, false);
+                let start = self.expr(&range.start);
+                let start = self.range_bound(start);
+                let end = self.expr(&range.end);
+                let end = self.range_bound(end);
+                self.script_level = script_level;
+                self.scopes.push(HashMap::new());
+                let local = self.declare(var, Ty::I64, false);
+                self.loop_depth += 1;
+                let body = self.expr(body);
+                self.loop_depth -= 1;
+                self.scopes.pop();
+                mk(
+                    TExprKind::For { var: local, start: Box::new(start), end: Box::new(end), inclusive: range.inclusive, body: Box::new(body) },
+                    Ty::Unit,
+                )
+            }
+            ExprKind::Break | ExprKind::Continue => {
+                let word = if matches!(e.kind, ExprKind::Break) { "break" } else { "continue" };
+                if self.loop_depth == 0 {
+                    self.cx.error(span, format!("`{word}` outside of a loop"), "not inside `while` or `for`");
+                    return Body::error_expr(span);
+                }
+                let kind = if word == "break" { TExprKind::Break } else { TExprKind::Continue };
+                mk(kind, Ty::Never)
+            }
+            ExprKind::Return(v) => {
+                let Some(ret) = self.ret.clone() else {
+                    let what = match self.owner {
+                        Owner::Script => "a script",
+                        Owner::Const(_) => "a const initialiser",
+                        Owner::Item(_) => "a reduce identity",
+                    };
+                    self.cx.error(span, format!("`return` cannot be used in {what}"), "only allowed in a function body");
+                    return Body::error_expr(span);
+                };
+                let value = match v {
+                    Some(v) => {
+                        if ret == Ty::Unit {
+                            self.cx.error(v.span, "this function returns no value", "remove this value");
+                            return Body::error_expr(span);
+                        }
+                        let t = self.expr_hint(v, Some(&ret));
+                        Some(Box::new(self.coerce(t, &ret, None)))
+                    }
+                    None => {
+                        if ret != Ty::Unit && ret != Ty::Error {
+                            self.cx.error(span, format!("`return` needs a value of type `{ret}`"), "missing value");
+                            return Body::error_expr(span);
+                        }
+                        None
+                    }
+                };
+                mk(TExprKind::Return(value), Ty::Never)
+            }
+            ExprKind::Error => Body::error_expr(span),
+        }
+    }
+
+    fn range_bound(&mut self, e: TExpr) -> TExpr {
+        if let Ty::Scalar(s) = &e.ty {
+            if *s != ScalarType::I64 {
+                let d = diag::error(self.file(), e.span, format!("range bounds must be `i64`, found `{s}`"), "not `i64`");
+                let text = self.cx.snippet(e.span).to_string();
+                self.cx.diags.push(diag::help(d, format!("convert with `as`: `{text} as i64`")));
+                return Body::error_expr(e.span);
+            }
+        }
+        self.coerce(e, &Ty::I64, None)
+    }
+
+    fn literal(&mut self, lit: &Literal, span: Span) -> TExpr {
+        let (kind, ty) = match lit {
+            Literal::Int { value, suffix } => {
+                let ty = match suffix {
+                    Some(s) => Ty::Scalar(ScalarType::from_name(s).expect("lexer suffixes are type names")),
+                    None => Ty::IntLit,
+                };
+                (TLit::Int { magnitude: *value, negative: false }, ty)
+            }
+            Literal::Float { text, suffix } => {
+                let ty = match suffix {
+                    Some(s) => Ty::Scalar(ScalarType::from_name(s).expect("lexer suffixes are type names")),
+                    None => Ty::FloatLit,
+                };
+                (TLit::Float(text.clone()), ty)
+            }
+            Literal::Bool(b) => (TLit::Bool(*b), Ty::BOOL),
+            Literal::Str(s) => (TLit::Str(s.clone()), Ty::Str),
+        };
+        TExpr { kind: TExprKind::Lit(kind), ty, span }
+    }
+
+    fn unknown_name(&mut self, n: &ast::Ident) {
+        let mut candidates: Vec<String> = self.scopes.iter().flat_map(|s| s.keys().cloned()).collect();
+        candidates.extend(self.cx.const_ids.keys().cloned());
+        candidates.extend(NamedConst::NAMES.iter().map(|s| s.to_string()));
+        let mut d = diag::error(self.file(), n.span, format!("unknown name `{}`", n.name), "not found in this scope");
+        if let Some(s) = diag::suggest(&n.name, candidates.iter().map(String::as_str)) {
+            d = diag::help(d, format!("did you mean `{s}`?"));
+        }
+        self.cx.diags.push(d);
+    }
+
+    fn lookup_item(&self, name: &str) -> Option<ItemId> {
+        self.cx.item_ids.get(name).copied()
+    }
+
+    fn name(&mut self, n: &ast::Ident) -> TExpr {
+        let span = n.span;
+        if let Some(local) = self.lookup(&n.name) {
+            let ty = self.locals[local.0 as usize].ty.clone();
+            return TExpr { kind: TExprKind::Local(local), ty, span };
+        }
+        if let Some(&id) = self.cx.const_ids.get(&n.name) {
+            if let Owner::Const(me) = self.owner {
+                self.cx.const_edges.push((me, id, span));
+            }
+            let ty = self.cx.const_tys[id.0 as usize].clone();
+            return TExpr { kind: TExprKind::Const(id), ty, span };
+        }
+        if let Some(c) = NamedConst::from_name(&n.name) {
+            return TExpr { kind: TExprKind::Lit(TLit::Named(c)), ty: Ty::FloatLit, span };
+        }
+        if self.lookup_item(&n.name).is_some() || Builtin::from_name(&n.name).is_some() {
+            self.cx.error(span, format!("`{}` is a function, not a value", n.name), format!("call it: `{}(...)`", n.name));
+            return Body::error_expr(span);
+        }
+        self.unknown_name(n);
+        Body::error_expr(span)
+    }
+
+    fn unary(&mut self, op: UnOp, x: &Expr, span: Span) -> TExpr {
+        // `-5` is a negative literal, so that `-2147483648i32` fits.
+        if op == UnOp::Neg {
+            if let ExprKind::Lit(Literal::Int { value, suffix }) = &x.kind {
+                let mut t = self.literal(&Literal::Int { value: *value, suffix: *suffix }, span);
+                t.kind = TExprKind::Lit(TLit::Int { magnitude: *value, negative: true });
+                if let Ty::Scalar(s) = t.ty {
+                    if !s.is_signed_int() && !s.is_float() {
+                        return self.cannot_negate(&t.ty, span);
+                    }
+                }
+                return t;
+            }
+        }
+        let t = self.expr(x);
+        let ty = t.ty.clone();
+        match op {
+            UnOp::Neg => {
+                if !ty.must_be(|s| s.is_signed_int() || s.is_float()) {
+                    return self.cannot_negate(&ty, span);
+                }
+            }
+            UnOp::Not => {
+                if !ty.must_be(|s| s.is_int() || s == ScalarType::Bool) {
+                    let d = diag::error(self.file(), span, format!("`!` cannot be applied to `{ty}`"), "needs a bool or an integer");
+                    self.cx.diags.push(diag::help(d, "`!` is logical not on `bool` and bitwise not on integers"));
+                    return Body::error_expr(span);
+                }
+            }
+        }
+        TExpr { kind: TExprKind::Unary(op, Box::new(t)), ty, span }
+    }
+
+    fn cannot_negate(&mut self, ty: &Ty, span: Span) -> TExpr {
+        let d = diag::error(self.file(), span, format!("cannot negate a value of type `{ty}`"), "unary `-` needs a signed or float type");
+        let d = match ty {
+            Ty::Param(..) => diag::help(d, "the class of this parameter includes unsigned types; use `T: float`, or `0 - x`"),
+            _ => diag::help(d, "for wrapping negation of an unsigned value, write `0 - x`"),
+        };
+        self.cx.diags.push(d);
+        Body::error_expr(span)
+    }
+
+    fn binary_typed(&mut self, op: BinOp, a: TExpr, b: TExpr, span: Span) -> TExpr {
+        let mk = |kind, ty| TExpr { kind, ty, span };
+        if matches!(op, BinOp::And | BinOp::Or) {
+            let a = self.coerce(a, &Ty::BOOL, None);
+            let b = self.coerce(b, &Ty::BOOL, None);
+            return mk(TExprKind::Binary(op, Box::new(a), Box::new(b)), Ty::BOOL);
+        }
+        if a.ty == Ty::Error || b.ty == Ty::Error {
+            return Body::error_expr(span);
+        }
+        let is_int = |s: ScalarType| s.is_int();
+        if matches!(op, BinOp::Shl | BinOp::Shr) {
+            for side in [&a, &b] {
+                if !side.ty.must_be(is_int) {
+                    let d = diag::error(self.file(), side.span, format!("`{}` needs integer operands, found `{}`", op.symbol(), side.ty), "not an integer");
+                    self.cx.diags.push(d);
+                    return Body::error_expr(span);
+                }
+            }
+            let a = self.default_if_other_concrete(a, &b);
+            let mut b = b;
+            if b.ty.is_flexible() {
+                let t = if a.ty.is_flexible() { Ty::IntLit } else { a.ty.clone() };
+                finalize(&mut b, &t);
+            }
+            let ty = a.ty.clone();
+            return mk(TExprKind::Binary(op, Box::new(a), Box::new(b)), ty);
+        }
+        let Some(t) = unify(&a.ty, &b.ty) else {
+            let d = diag::error(
+                self.file(),
+                b.span,
+                format!("mismatched types in `{}`: `{}` and `{}`", op.symbol(), a.ty, b.ty),
+                format!("this is `{}`", b.ty),
+            );
+            let d = diag::also(d, self.file(), a.span, format!("this is `{}`", a.ty));
+            let d = if a.ty.is_single() && b.ty.is_single() && a.ty != Ty::BOOL && b.ty != Ty::BOOL {
+                let target = if a.ty.is_flexible() { &b.ty } else { &a.ty };
+                let other = if a.ty.is_flexible() { &a } else { &b };
+                let text = self.cx.snippet(other.span);
+                let simple = text.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+                let text = if simple { text.to_string() } else { format!("({text})") };
+                diag::help(d, format!("there are no implicit conversions; convert one side, e.g. `{text} as {target}`"))
+            } else {
+                d
+            };
+            self.cx.diags.push(d);
+            return Body::error_expr(span);
+        };
+        let ok = match op {
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => t.must_be(|s| s.is_numeric()),
+            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => t.must_be(|s| s.is_int() || s == ScalarType::Bool),
+            _ => t.is_single(),
+        } && t.is_single();
+        if !ok {
+            let needs = match op {
+                BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => "integer or bool operands",
+                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => "numeric operands",
+                _ => "scalar operands",
+            };
+            let mut d = diag::error(self.file(), span, format!("`{}` cannot be applied to `{t}`", op.symbol()), format!("`{}` needs {needs}", op.symbol()));
+            if let Ty::Param(_, name, class) = &t {
+                d = diag::help(d, format!("`{name}: {}` includes types that do not support `{}`", class.name(), op.symbol()));
+            }
+            self.cx.diags.push(d);
+            return Body::error_expr(span);
+        }
+        let (mut a, mut b) = (a, b);
+        if op.is_comparison() {
+            let t = match t {
+                Ty::IntLit => Ty::I64,
+                Ty::FloatLit => Ty::Scalar(ScalarType::F64),
+                t => t,
+            };
+            finalize(&mut a, &t);
+            finalize(&mut b, &t);
+            return mk(TExprKind::Binary(op, Box::new(a), Box::new(b)), Ty::BOOL);
+        }
+        finalize(&mut a, &t);
+        finalize(&mut b, &t);
+        mk(TExprKind::Binary(op, Box::new(a), Box::new(b)), t)
+    }
+
+    fn default_if_other_concrete(&mut self, a: TExpr, other: &TExpr) -> TExpr {
+        if a.ty.is_flexible() && !other.ty.is_flexible() {
+            self.default(a)
+        } else {
+            a
+        }
+    }
+
+    fn cast(&mut self, x: &Expr, t: &TypeExpr, span: Span) -> TExpr {
+        let v = self.expr(x);
+        let v = self.default(v);
+        let target = self.cx.resolve_type(t, &self.generics);
+        if v.ty == Ty::Error || target == Ty::Error {
+            return Body::error_expr(span);
+        }
+        if target == Ty::BOOL {
+            let d = diag::error(self.file(), t.span(), "cannot cast to `bool`", "not a numeric type");
+            self.cx.diags.push(diag::help(d, "compare instead: `x != 0`"));
+            return Body::error_expr(span);
+        }
+        if !matches!(v.ty, Ty::Scalar(_) | Ty::Param(..)) {
+            self.cx.error(v.span, format!("cannot cast a value of type `{}`", v.ty), "not a scalar");
+            return Body::error_expr(span);
+        }
+        TExpr { kind: TExprKind::Cast(Box::new(v)), ty: target, span }
+    }
+
+    fn call(&mut self, f: &ast::Ident, args: &[Expr], span: Span, hint: Option<&Ty>) -> TExpr {
+        if let Some(id) = self.lookup_item(&f.name) {
+            let sig = self.cx.sigs[id.0 as usize].clone();
+            if sig.unsupported {
+                self.cx.error(f.span, format!("`{}` cannot be called: {} items are not supported yet", f.name, sig.kind.keyword()), "milestone M2");
+                return Body::error_expr(span);
+            }
+            if let Owner::Item(me) = self.owner {
+                self.cx.call_edges.push((me, id, f.span));
+            }
+            let Some((targs, targs_exprs, ret)) = self.generic_call(&f.name, f.span, &sig.generics, &sig.params, &sig.ret, args, span, hint, false) else {
+                return Body::error_expr(span);
+            };
+            return TExpr { kind: TExprKind::Call(id, targs, targs_exprs), ty: ret, span };
+        }
+        if let Some(b) = Builtin::from_name(&f.name) {
+            let sig = b.signature();
+            let generics: Vec<(String, Class)> = sig.class.map(|c| vec![("T".to_string(), c)]).unwrap_or_default();
+            let Some((_, args, ret)) = self.generic_call(&f.name, f.span, &generics, &sig.params, &sig.ret, args, span, hint, true) else {
+                return Body::error_expr(span);
+            };
+            return TExpr { kind: TExprKind::Builtin(b, args), ty: ret, span };
+        }
+        if f.name == "print" {
+            self.cx.error(f.span, "`print` can only be used as a statement of a script", "not allowed here");
+            return Body::error_expr(span);
+        }
+        let mut candidates: Vec<&str> = self.cx.item_ids.keys().map(String::as_str).collect();
+        let builtins = Builtin::names();
+        candidates.extend(builtins.iter().copied());
+        let mut d = diag::error(self.file(), f.span, format!("unknown function `{}`", f.name), "not defined");
+        if let Some(s) = diag::suggest(&f.name, candidates) {
+            d = diag::help(d, format!("did you mean `{s}`?"));
+        }
+        self.cx.diags.push(d);
+        for a in args {
+            let _ = self.expr(a);
+        }
+        Body::error_expr(span)
+    }
+
+    /// Checks a call's arguments against a (possibly generic) signature, infers the type
+    /// arguments, and coerces the arguments. Returns the type arguments, the checked
+    /// arguments and the result type, or `None` after reporting an error.
+    #[allow(clippy::too_many_arguments)]
+    fn generic_call(
+        &mut self,
+        name: &str,
+        name_span: Span,
+        generics: &[(String, Class)],
+        params: &[Ty],
+        ret: &Ty,
+        args: &[Expr],
+        span: Span,
+        hint: Option<&Ty>,
+        flexible_ok: bool,
+    ) -> Option<(Vec<Ty>, Vec<TExpr>, Ty)> {
+        let args: Vec<TExpr> = args.iter().map(|a| self.expr(a)).collect();
+        if args.len() != params.len() {
+            let s = if params.len() == 1 { "" } else { "s" };
+            self.cx.error(span, format!("`{name}` takes {} argument{s}, but {} were given", params.len(), args.len()), format!("expected {} argument{s}", params.len()));
+            return None;
+        }
+        if args.iter().any(|a| a.ty == Ty::Error) {
+            return None;
+        }
+        let mut targs: Vec<Option<Ty>> = vec![None; generics.len()];
+        // Concrete arguments fix the type parameters.
+        for (a, p) in args.iter().zip(params) {
+            if let Ty::Param(i, _, _) = p {
+                let i = *i as usize;
+                if matches!(a.ty, Ty::Scalar(_) | Ty::Param(..)) {
+                    match &targs[i] {
+                        None => targs[i] = Some(a.ty.clone()),
+                        Some(prev) if *prev != a.ty => {
+                            let d = diag::error(
+                                self.file(),
+                                a.span,
+                                format!("mismatched types in call of `{name}`: expected `{prev}`, found `{}`", a.ty),
+                                format!("this is `{}`", a.ty),
+                            );
+                            let d = diag::note(d, format!("all arguments of type `{}` must have one type", generics[i].0));
+                            let d = self.conversion_help(d, a, prev);
+                            self.cx.diags.push(d);
+                            return None;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        // Flexible arguments, or the expected result type, fix the rest.
+        for (i, (gname, class)) in generics.iter().enumerate() {
+            if targs[i].is_some() {
+                continue;
+            }
+            if let (Some(h @ (Ty::Scalar(_) | Ty::Param(..))), Ty::Param(j, _, _)) = (hint, ret) {
+                if *j as usize == i {
+                    targs[i] = Some(h.clone());
+                    continue;
+                }
+            }
+            let has_float = args.iter().zip(params).any(|(a, p)| matches!(p, Ty::Param(j, ..) if *j as usize == i) && a.ty == Ty::FloatLit);
+            let float = has_float || *class == Class::Float;
+            if float && *class == Class::Int {
+                let d = diag::error(self.file(), span, format!("`{name}` needs an integer type for `{gname}`, found a float literal"), "float literal");
+                self.cx.diags.push(d);
+                return None;
+            }
+            // A builtin applied to literals only stays flexible (`2.0 * sqrt(2.0)` is f32 in
+            // f32 context); an item call needs concrete type arguments to name its
+            // specialisation, so it takes the defaults.
+            targs[i] = Some(match (float, flexible_ok) {
+                (true, true) => Ty::FloatLit,
+                (false, true) => Ty::IntLit,
+                (true, false) => Ty::Scalar(ScalarType::F64),
+                (false, false) => Ty::I64,
+            });
+        }
+        let targs: Vec<Ty> = targs.into_iter().map(|t| t.unwrap_or(Ty::Error)).collect();
+        // Class membership.
+        for (i, (gname, class)) in generics.iter().enumerate() {
+            let ok = match &targs[i] {
+                Ty::Scalar(s) => class.contains(*s),
+                Ty::Param(_, _, c) => c.within(*class),
+                Ty::FloatLit => *class != Class::Int,
+                _ => true,
+            };
+            if !ok {
+                let at = args
+                    .iter()
+                    .zip(params)
+                    .find(|(_, p)| matches!(p, Ty::Param(j, ..) if *j as usize == i))
+                    .map_or(name_span, |(a, _)| a.span);
+                let what = match class {
+                    Class::Float => "a float type (`f32` or `f64`)",
+                    Class::Int => "an integer type",
+                    Class::Num => "a numeric type",
+                    Class::Any => "a scalar type",
+                };
+                let mut d = diag::error(self.file(), at, format!("`{name}` needs {what}, found `{}`", targs[i]), format!("this is `{}`", targs[i]));
+                if generics.len() > 1 || gname != "T" {
+                    d = diag::note(d, format!("`{gname}: {}` in the signature of `{name}`", class.name()));
+                }
+                if let (Ty::Scalar(_), Class::Float) = (&targs[i], class) {
+                    let text = self.cx.snippet(at);
+                    d = diag::help(d, format!("convert with `as`: `{text} as f64`"));
+                }
+                if let Ty::Param(_, pname, pc) = &targs[i] {
+                    d = diag::help(d, format!("`{pname}: {}` may be a type that `{name}` does not accept", pc.name()));
+                }
+                self.cx.diags.push(d);
+                return None;
+            }
+        }
+        let subst = |t: &Ty| substitute(t, &targs);
+        let mut out = Vec::new();
+        for (a, p) in args.into_iter().zip(params) {
+            let want = subst(p);
+            let before = self.cx.diags.len();
+            let a = self.coerce(a, &want, None);
+            if self.cx.diags.len() > before {
+                return None;
+            }
+            out.push(a);
+        }
+        Some((targs.clone(), out, subst(ret)))
+    }
+
+    fn block(&mut self, b: &ast::Block, span: Span) -> TExpr {
+        self.scopes.push(HashMap::new());
+        let mut stmts = Vec::new();
+        let mut diverges = false;
+        for s in &b.stmts {
+            if let Some(t) = self.stmt(s) {
+                diverges |= match &t {
+                    TStmt::Expr(e) | TStmt::Let { value: e, .. } | TStmt::Assign(_, e) => e.ty == Ty::Never,
+                    TStmt::Print(..) => false,
+                };
+                stmts.push(t);
+            }
+        }
+        let tail = b.tail.as_ref().map(|t| {
+            let script_level = std::mem::replace(&mut self.script_level, false);
+            let t = self.expr(t);
+            self.script_level = script_level;
+            Box::new(t)
+        });
+        self.scopes.pop();
+        let ty = match &tail {
+            Some(t) => t.ty.clone(),
+            None if diverges => Ty::Never,
+            None => Ty::Unit,
+        };
+        TExpr { kind: TExprKind::Block(TBlock { stmts, tail }), ty, span }
+    }
+
+    fn if_expr(&mut self, c: &Expr, then: &Expr, els: Option<&Expr>, span: Span) -> TExpr {
+        let script_level = std::mem::replace(&mut self.script_level, false);
+        let c = self.expr(c);
+        let c = self.coerce(c, &Ty::BOOL, None);
+        self.script_level = script_level;
+        let mut t = self.expr(then);
+        let Some(els) = els else {
+            return TExpr { kind: TExprKind::If(Box::new(c), Box::new(t), None), ty: Ty::Unit, span };
+        };
+        let mut e = self.expr(els);
+        let ty = match unify(&t.ty, &e.ty) {
+            Some(ty) => {
+                finalize(&mut t, &ty);
+                finalize(&mut e, &ty);
+                ty
+            }
+            None => {
+                let tail_span = |x: &TExpr| match &x.kind {
+                    TExprKind::Block(b) => b.tail.as_ref().map_or(x.span, |t| t.span),
+                    _ => x.span,
+                };
+                let d = diag::error(
+                    self.file(),
+                    tail_span(&e),
+                    format!("`if` and `else` have different types: `{}` and `{}`", t.ty, e.ty),
+                    format!("this is `{}`", e.ty),
+                );
+                let d = diag::also(d, self.file(), tail_span(&t), format!("this is `{}`", t.ty));
+                self.cx.diags.push(d);
+                Ty::Error
+            }
+        };
+        TExpr { kind: TExprKind::If(Box::new(c), Box::new(t), Some(Box::new(e))), ty, span }
+    }
+}
+
+/// Replaces a callee's generic parameters by the call's type arguments.
+pub fn substitute(t: &Ty, targs: &[Ty]) -> Ty {
+    match t {
+        Ty::Param(i, _, _) => targs.get(*i as usize).cloned().unwrap_or(Ty::Error),
+        Ty::Tuple(ts) => Ty::Tuple(ts.iter().map(|t| substitute(t, targs)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The type two expressions can share, if any (spec §2: no implicit conversions; literals
+/// adapt).
+fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
+    use Ty::*;
+    match (a, b) {
+        (Error, x) | (x, Error) => Some(x.clone()),
+        (Never, x) | (x, Never) => Some(x.clone()),
+        (x, y) if x == y => Some(x.clone()),
+        (IntLit, FloatLit) | (FloatLit, IntLit) => Some(FloatLit),
+        (IntLit, Scalar(s)) | (Scalar(s), IntLit) if s.is_numeric() => Some(Scalar(*s)),
+        (FloatLit, Scalar(s)) | (Scalar(s), FloatLit) if s.is_float() => Some(Scalar(*s)),
+        (IntLit, p @ Param(..)) | (p @ Param(..), IntLit) => Some(p.clone()),
+        (FloatLit, p @ Param(_, _, Class::Float)) | (p @ Param(_, _, Class::Float), FloatLit) => Some(p.clone()),
+        (Tuple(xs), Tuple(ys)) if xs.len() == ys.len() => {
+            let parts: Option<Vec<Ty>> = xs.iter().zip(ys).map(|(x, y)| unify(x, y)).collect();
+            parts.map(Tuple)
+        }
+        _ => None,
+    }
+}
+
+/// Gives the flexible (literal-typed) parts of `e` the type `t`.
+fn finalize(e: &mut TExpr, t: &Ty) {
+    if !e.ty.is_flexible() || t.is_flexible() && e.ty == *t {
+        return;
+    }
+    e.ty = t.clone();
+    match &mut e.kind {
+        TExprKind::Unary(_, x) => finalize(x, t),
+        TExprKind::Binary(op, a, b) => {
+            if op.is_comparison() || matches!(op, BinOp::And | BinOp::Or) {
+                return;
+            }
+            finalize(a, t);
+            if !matches!(op, BinOp::Shl | BinOp::Shr) {
+                finalize(b, t);
+            }
+        }
+        TExprKind::If(_, a, Some(b)) => {
+            finalize(a, t);
+            finalize(b, t);
+        }
+        TExprKind::Block(b) => {
+            if let Some(tail) = &mut b.tail {
+                finalize(tail, t);
+            }
+        }
+        TExprKind::Builtin(b, args) => {
+            let skip = usize::from(*b == Builtin::Select);
+            for a in args.iter_mut().skip(skip) {
+                finalize(a, t);
+            }
+        }
+        _ => {}
+    }
+}
