@@ -1,1 +1,252 @@
+//! Kiln: a JIT compiler for array kernels.
+//!
+//! This crate is the embedding API and the home of the `kiln` command. Today it compiles
+//! Kiln source (`.kl`) to verified IR and runs kernels and scripts with the reference
+//! interpreter; the Cranelift JIT and the array runtime build on the same API.
+//!
+//! ```
+//! let compiled = kiln::compile("demo.kl", "ufunc axpy<T: float>(a: T, x: T, y: T) -> T { a * x + y }")?;
+//! let y = compiled.call("axpy", &[kiln::Scalar::F64(2.0), kiln::Scalar::F64(3.0), kiln::Scalar::F64(1.0)])?;
+//! assert_eq!(y, vec![kiln::Scalar::F64(7.0)]);
+//! # Ok::<(), kiln::Error>(())
+//! ```
+//!
+//! Errors carry the source, so `println!("{err}")` shows the diagnostic with file, line,
+//! column, the source line and a label:
+//!
+//! ```
+//! let err = kiln::compile("bad.kl", "fn f(x: f32) -> f64 { x }").unwrap_err();
+//! assert!(err.to_string().contains("bad.kl:1:23"));
+//! assert!(err.to_string().contains("expected `f64`, found `f32`"));
+//! ```
 
+pub mod corpus;
+pub mod script;
+
+use std::fmt;
+
+use codespan_reporting::files::SimpleFiles;
+use codespan_reporting::term;
+
+pub use kiln_front::{Diag, Program};
+pub use kiln_interp::RuntimeError;
+pub use kiln_ir::{KernelId, Module, Scalar, ScalarType};
+pub use kiln_runtime::{Executor, Interpreter};
+
+/// Diagnostics with the sources they point into, ready to render.
+#[derive(Clone)]
+pub struct Diagnostics {
+    files: SimpleFiles<String, String>,
+    diags: Vec<Diag>,
+}
+
+impl Diagnostics {
+    /// The diagnostics themselves.
+    pub fn items(&self) -> &[Diag] {
+        &self.diags
+    }
+
+    /// Plain-text rendering (codespan-reporting's rich format, no colour).
+    pub fn render(&self) -> String {
+        let config = term::Config::default();
+        let mut out = String::new();
+        for d in &self.diags {
+            match term::emit_into_string(&config, &self.files, d) {
+                Ok(s) => out.push_str(&s),
+                Err(e) => out.push_str(&format!("error: {} (and the diagnostic could not be rendered: {e})\n", d.message)),
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+/// Everything that can go wrong, as one error type that renders with its source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The source has errors.
+    #[error("{}", .0.render().trim_end())]
+    Compile(Diagnostics),
+    /// A kernel failed at run time (division by zero, failed assert, …).
+    #[error("error: {} in `{}`{}", error.kind, error.kernel, runtime_place(error, file.as_deref()))]
+    Runtime {
+        /// What failed.
+        error: RuntimeError,
+        /// The source file, if known.
+        file: Option<String>,
+    },
+    /// No item of that name, or not callable with those arguments.
+    #[error("error: {0}")]
+    Usage(String),
+    /// An internal compiler error (invalid IR): always a bug.
+    #[error("{0}")]
+    Internal(#[from] kiln_ir::VerifierError),
+    /// Reading or writing a file failed.
+    #[error("error: {path}: {error}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        error: std::io::Error,
+    },
+}
+
+fn runtime_place(e: &RuntimeError, file: Option<&str>) -> String {
+    match (e.loc, file) {
+        (Some(l), Some(f)) => format!(" at {f}:{l}"),
+        (Some(l), None) => format!(" at {l}"),
+        (None, _) => String::new(),
+    }
+}
+
+/// A compiled source file: the checked program, every item specialisation lowered to IR,
+/// and the optimised IR.
+pub struct Compiled {
+    files: SimpleFiles<String, String>,
+    /// The file's name as given.
+    pub name: String,
+    /// The checked program.
+    pub program: Program,
+    /// Every item and specialisation, as lowered (verified).
+    pub module: Module,
+    /// The same after the optimisation pipeline (verified).
+    pub optimized: Module,
+}
+
+/// Parses, checks, lowers (every item, every specialisation) and optimises `src`. Every
+/// independent error in the file is reported.
+pub fn compile(name: &str, src: &str) -> Result<Compiled, Error> {
+    let ast = parse(name, src)?;
+    compile_parsed(name, src, &ast)
+}
+
+/// Parses `src`, reporting every syntax error.
+pub fn parse(name: &str, src: &str) -> Result<kiln_syntax::ast::Module, Error> {
+    let (module, errors) = kiln_syntax::parse(src);
+    if errors.is_empty() {
+        return Ok(module);
+    }
+    let d = errors.into_iter().map(syntax_diag).collect();
+    Err(Error::Compile(diags(name, src, d)))
+}
+
+/// A syntax error as a diagnostic.
+pub fn syntax_diag(e: kiln_syntax::SyntaxError) -> Diag {
+    kiln_front::diag::error(0, e.span, e.message, "")
+}
+
+fn diags(name: &str, src: &str, diags: Vec<Diag>) -> Diagnostics {
+    let mut files = SimpleFiles::new();
+    files.add(name.to_string(), src.to_string());
+    Diagnostics { files, diags }
+}
+
+/// Compiles an already parsed (and possibly augmented) module of the file `name`.
+pub fn compile_parsed(name: &str, src: &str, ast: &kiln_syntax::ast::Module) -> Result<Compiled, Error> {
+    let (program, errors) = kiln_front::check(0, src, ast);
+    if !errors.is_empty() {
+        return Err(Error::Compile(diags(name, src, errors)));
+    }
+    let mut lowerer = kiln_front::Lowerer::new(&program);
+    let mut errors = Vec::new();
+    for (i, item) in program.items.iter().enumerate() {
+        if matches!(item.kind, kiln_syntax::ast::ItemKind::Gufunc | kiln_syntax::ast::ItemKind::Kernel) {
+            continue;
+        }
+        let id = kiln_front::ItemId(i as u32);
+        for targs in program.specialisations(id) {
+            if let Err(e) = lowerer.item(id, &targs) {
+                errors.extend(e);
+            }
+            if item.identity.is_some() {
+                if let Err(e) = lowerer.identity(id, &targs) {
+                    errors.extend(e);
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by_key(kiln_front::diag::sort_key);
+        errors.dedup_by(|a, b| a.message == b.message && a.labels == b.labels);
+        return Err(Error::Compile(diags(name, src, errors)));
+    }
+    let module = lowerer.finish();
+    kiln_ir::verify(&module)?;
+    let mut optimized = module.clone();
+    kiln_opt::optimize(&mut optimized, cfg!(debug_assertions))?;
+    kiln_ir::verify(&optimized)?;
+    let mut files = SimpleFiles::new();
+    files.add(name.to_string(), src.to_string());
+    Ok(Compiled { files, name: name.to_string(), program, module, optimized })
+}
+
+impl Compiled {
+    /// Renders diagnostics produced later against this file (script and run-line errors).
+    pub fn diagnostics(&self, diags: Vec<Diag>) -> Diagnostics {
+        Diagnostics { files: self.files.clone(), diags }
+    }
+
+    /// A runtime error as a diagnostic pointing into this file's source, when it has a
+    /// location.
+    pub fn runtime_diagnostic(&self, e: &RuntimeError) -> Option<Diagnostics> {
+        let loc = e.loc?;
+        let src = &self.program.src;
+        let line_start = *self.program.line_starts.get(loc.line.checked_sub(1)? as usize)?;
+        let offset = src[line_start..].char_indices().nth(loc.col.saturating_sub(1) as usize).map_or(src.len(), |(i, _)| line_start + i);
+        let end = src[offset..].find(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(src.len(), |i| offset + i.max(1));
+        let d = kiln_front::diag::error(0, kiln_syntax::Span::new(offset, end), e.kind.to_string(), format!("in `{}`", e.kernel));
+        Some(self.diagnostics(vec![d]))
+    }
+
+    /// The kernel for item `name` specialised for `types` (empty for a non-generic item).
+    pub fn kernel(&self, name: &str, types: &[ScalarType], optimized: bool) -> Option<KernelId> {
+        let m = if optimized { &self.optimized } else { &self.module };
+        m.find(&kiln_front::instance_name(name, types))
+    }
+
+    /// Calls item `name` with scalar arguments on the reference interpreter, picking the
+    /// specialisation from the argument types.
+    pub fn call(&self, name: &str, args: &[Scalar]) -> Result<Vec<Scalar>, Error> {
+        self.call_on(&Interpreter::new(u64::MAX), name, args)
+    }
+
+    /// Like [`Compiled::call`], on any executor.
+    pub fn call_on(&self, exec: &dyn Executor, name: &str, args: &[Scalar]) -> Result<Vec<Scalar>, Error> {
+        let (_, item) = self.program.item(name).ok_or_else(|| Error::Usage(format!("no item named `{name}`")))?;
+        let targs = infer_type_args(item, args).ok_or_else(|| {
+            let tys: Vec<&str> = args.iter().map(|a| a.ty().name()).collect();
+            Error::Usage(format!("`{name}` cannot be called with ({})", tys.join(", ")))
+        })?;
+        let m = if exec.wants_optimized() { &self.optimized } else { &self.module };
+        let id = self
+            .kernel(name, &targs, exec.wants_optimized())
+            .ok_or_else(|| Error::Usage(format!("`{name}` has no specialisation for {targs:?}")))?;
+        exec.call(m, id, args).map_err(|error| Error::Runtime { error, file: Some(self.name.clone()) })
+    }
+}
+
+/// The type arguments that make `item` accept arguments of these types, if any.
+pub fn infer_type_args(item: &kiln_front::CheckedItem, args: &[Scalar]) -> Option<Vec<ScalarType>> {
+    use kiln_front::Ty;
+    if args.len() != item.params.len() {
+        return None;
+    }
+    let mut targs: Vec<Option<ScalarType>> = vec![None; item.generics.len()];
+    for ((_, ty, _), a) in item.params.iter().zip(args) {
+        match ty {
+            Ty::Scalar(s) if *s == a.ty() => {}
+            Ty::Param(i, _, class) if class.contains(a.ty()) => match targs[*i as usize] {
+                None => targs[*i as usize] = Some(a.ty()),
+                Some(t) if t == a.ty() => {}
+                Some(_) => return None,
+            },
+            _ => return None,
+        }
+    }
+    targs.into_iter().collect()
+}

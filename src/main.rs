@@ -1,1 +1,217 @@
-fn main() {}
+//! The `kiln` command: run and check scripts, show the compiler's stages, run a corpus.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use kiln::{Error, Executor, Interpreter, ScalarType};
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "Kiln: a JIT compiler for array kernels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    /// The reference interpreter.
+    Interp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Stage {
+    /// The syntax tree.
+    Ast,
+    /// IR as lowered.
+    Ir,
+    /// IR after the optimisation pipeline.
+    Opt,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a script's top-level statements (`-` reads standard input).
+    Run {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "interp")]
+        backend: Backend,
+        /// Stop a kernel call after this many IR instructions (default: no limit).
+        #[arg(long)]
+        fuel: Option<u64>,
+    },
+    /// Check a file without running it.
+    Check { file: PathBuf },
+    /// Print a compiler stage.
+    Emit {
+        #[arg(value_enum)]
+        stage: Stage,
+        file: PathBuf,
+        /// Only this item (and, for IR, what it calls).
+        #[arg(long)]
+        item: Option<String>,
+        /// Types for a generic item: its type parameters, or one per parameter.
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+    },
+    /// Run a corpus directory of `.kl` cases on every executor.
+    Test {
+        dir: PathBuf,
+        /// Rewrite snapshot files instead of comparing them.
+        #[arg(long)]
+        bless: bool,
+    },
+}
+
+fn read_source(path: &Path) -> Result<(String, String), Error> {
+    let name = path.display().to_string();
+    let bytes = if name == "-" {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b).map_err(|error| Error::Io { path: name.clone(), error })?;
+        b
+    } else {
+        std::fs::read(path).map_err(|error| Error::Io { path: name.clone(), error })?
+    };
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok((name, s)),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            Err(Error::Usage(format!("{name}:{line}: the file is not valid UTF-8 (byte {at})")))
+        }
+    }
+}
+
+fn run_script(name: &str, src: &str, exec: &dyn Executor) -> Result<(), Error> {
+    let compiled = kiln::compile(name, src)?;
+    let mut ev = kiln::script::Evaluator::new(&compiled, exec);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match ev.run(&mut out) {
+        Err(Error::Runtime { error, file }) => {
+            if let Some(d) = compiled.runtime_diagnostic(&error) {
+                return Err(Error::Compile(d));
+            }
+            Err(Error::Runtime { error, file })
+        }
+        other => other,
+    }
+}
+
+fn emit(stage: Stage, name: &str, src: &str, item: Option<&str>, types: &[String]) -> Result<String, Error> {
+    if let Stage::Ast = stage {
+        let ast = kiln::parse(name, src)?;
+        let entries: Vec<_> = ast
+            .entries
+            .iter()
+            .filter(|e| match (item, e) {
+                (None, _) => true,
+                (Some(n), kiln_syntax::ast::TopLevel::Item(i)) => i.name().name == n,
+                _ => false,
+            })
+            .collect();
+        return Ok(format!("{entries:#?}\n"));
+    }
+    let compiled = kiln::compile(name, src)?;
+    let module = match stage {
+        Stage::Opt => &compiled.optimized,
+        _ => &compiled.module,
+    };
+    let Some(item_name) = item else {
+        return Ok(kiln_ir::write_module(module));
+    };
+    let (_, it) = compiled.program.item(item_name).ok_or_else(|| Error::Usage(format!("no item named `{item_name}`")))?;
+    let mut tys = Vec::new();
+    for t in types {
+        tys.push(ScalarType::from_name(t.trim()).ok_or_else(|| Error::Usage(format!("unknown type `{t}`")))?);
+    }
+    let targs = if tys.len() == it.generics.len() {
+        tys
+    } else {
+        let args: Vec<kiln::Scalar> = tys.iter().map(|&t| kiln::Scalar::from_bits(t, 0)).collect();
+        kiln::infer_type_args(it, &args).ok_or_else(|| {
+            let gen: Vec<String> = it.generics.iter().map(|(n, c)| format!("{n}: {}", c.name())).collect();
+            Error::Usage(format!("`{item_name}` needs --types for <{}> (or one type per parameter)", gen.join(", ")))
+        })?
+    };
+    let id = compiled
+        .kernel(item_name, &targs, matches!(stage, Stage::Opt))
+        .ok_or_else(|| Error::Usage(format!("`{item_name}` has no specialisation for {targs:?}")))?;
+    Ok(kiln_ir::write_kernel(module.kernel(id)))
+}
+
+fn test(dir: &Path, bless: bool) -> Result<bool, Error> {
+    let mut opts = kiln::corpus::Options::default();
+    opts.bless |= bless;
+    let report = kiln::corpus::run_dir(dir, &opts, |path, result| match result {
+        Ok(()) => println!("ok      {}", path.display()),
+        Err(_) => println!("FAILED  {}", path.display()),
+    })
+    .map_err(|error| Error::Io { path: dir.display().to_string(), error })?;
+    for (path, why) in &report.failed {
+        println!("\n---- {} ----\n{why}", path.display());
+    }
+    for p in &report.blessed {
+        println!("blessed {}", p.display());
+    }
+    let names: Vec<&str> = opts.executors.iter().map(|e| e.name()).collect();
+    println!("\n{} passed, {} failed (executors: {})", report.passed, report.failed.len(), names.join(", "));
+    Ok(report.failed.is_empty())
+}
+
+fn real_main() -> Result<bool, Error> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => {
+            if std::io::stdin().is_terminal() {
+                println!("kiln {}: a JIT compiler for array kernels. Try `kiln run FILE.kl` or `kiln --help`.", env!("CARGO_PKG_VERSION"));
+                return Ok(true);
+            }
+            let (name, src) = read_source(Path::new("-"))?;
+            run_script(&name, &src, &Interpreter::new(u64::MAX))?;
+            Ok(true)
+        }
+        Some(Command::Run { file, backend, fuel }) => {
+            let (name, src) = read_source(&file)?;
+            let exec = match backend {
+                Backend::Interp => Interpreter::new(fuel.unwrap_or(u64::MAX)),
+            };
+            run_script(&name, &src, &exec)?;
+            Ok(true)
+        }
+        Some(Command::Check { file }) => {
+            let (name, src) = read_source(&file)?;
+            let c = kiln::compile(&name, &src)?;
+            println!("{name}: ok ({} items, {} consts, {} script statements)", c.program.items.len(), c.program.consts.len(), c.program.script.stmts.len());
+            Ok(true)
+        }
+        Some(Command::Emit { stage, file, item, types }) => {
+            let (name, src) = read_source(&file)?;
+            print!("{}", emit(stage, &name, &src, item.as_deref(), &types)?);
+            Ok(true)
+        }
+        Some(Command::Test { dir, bless }) => test(&dir, bless),
+    }
+}
+
+fn main() -> ExitCode {
+    // The compiler recurses over syntax trees whose depth the parser bounds; a large stack
+    // keeps that bound far from the limit even in debug builds.
+    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(real_main);
+    let result = match worker {
+        Ok(handle) => handle.join().unwrap_or_else(|_| Err(Error::Usage("internal error: the compiler panicked (this is a bug)".into()))),
+        Err(e) => Err(Error::Usage(format!("cannot start the compiler thread: {e}"))),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

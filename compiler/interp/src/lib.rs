@@ -190,6 +190,8 @@ pub fn eval_unary(op: UnaryOp, x: Scalar) -> Scalar {
         UnaryOp::Asinh => float_fn!(x, libm::asinhf, libm::asinh),
         UnaryOp::Acosh => float_fn!(x, libm::acoshf, libm::acosh),
         UnaryOp::Atanh => float_fn!(x, libm::atanhf, libm::atanh),
+        UnaryOp::Erf => float_fn!(x, libm::erff, libm::erf),
+        UnaryOp::Erfc => float_fn!(x, libm::erfcf, libm::erfc),
         UnaryOp::Floor => float_fn!(x, libm::floorf, libm::floor),
         UnaryOp::Ceil => float_fn!(x, libm::ceilf, libm::ceil),
         UnaryOp::Round => float_fn!(x, libm::roundf, libm::round),

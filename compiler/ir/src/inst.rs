@@ -35,6 +35,8 @@ pub enum UnaryOp {
     Asinh,
     Acosh,
     Atanh,
+    Erf,
+    Erfc,
     Floor,
     Ceil,
     /// Half away from zero.
@@ -47,11 +49,11 @@ pub enum UnaryOp {
 
 impl UnaryOp {
     /// Every unary operator.
-    pub const ALL: [UnaryOp; 31] = {
+    pub const ALL: [UnaryOp; 33] = {
         use UnaryOp::*;
         [
             Neg, Not, Abs, Sqrt, Cbrt, Exp, Exp2, Expm1, Log, Log2, Log10, Log1p, Sin, Cos, Tan,
-            Asin, Acos, Atan, Sinh, Cosh, Tanh, Asinh, Acosh, Atanh, Floor, Ceil, Round, Trunc,
+            Asin, Acos, Atan, Sinh, Cosh, Tanh, Asinh, Acosh, Atanh, Erf, Erfc, Floor, Ceil, Round, Trunc,
             IsNan, IsInf, IsFinite,
         ]
     };
@@ -84,6 +86,8 @@ impl UnaryOp {
             Asinh => "asinh",
             Acosh => "acosh",
             Atanh => "atanh",
+            Erf => "erf",
+            Erfc => "erfc",
             Floor => "floor",
             Ceil => "ceil",
             Round => "round",

@@ -1,1 +1,292 @@
+//! `kiln-opt`: passes over Kiln IR. Each pass is a function over a kernel or module; the
+//! pipeline in [`optimize`] runs the verifier after every pass when asked to (tests and the
+//! corpus always ask).
+//!
+//! - [`inline_calls`]: every call is replaced by the callee's body (`fn` calls are always
+//!   inlined, spec §3; the front end rejects recursion, so this terminates).
+//! - [`fold_constants`]: operations on constants are evaluated with the reference
+//!   interpreter's own functions, so folding can never disagree with execution. Integer
+//!   division by a zero constant is left alone (it must fail at run time, with its source
+//!   location), and transcendental functions (`exp`, `sin`, …) are not folded, so their
+//!   value always comes from the back end that runs the kernel.
+//! - [`eliminate_dead_code`]: unused side-effect-free instructions, unused block parameters
+//!   and unreachable blocks go.
 
+use std::collections::{HashMap, HashSet};
+
+use kiln_ir::cfg::{remove_unreachable_blocks, reverse_post_order};
+use kiln_ir::{Block, BlockCall, InstKind, Kernel, KernelId, Module, Scalar, UnaryOp, Value, ValueDef, VerifierError};
+
+/// Runs the standard pipeline on every kernel: inline, then fold and clean up twice.
+/// With `verify_each`, the verifier runs after every pass and its first complaint is returned.
+pub fn optimize(m: &mut Module, verify_each: bool) -> Result<(), VerifierError> {
+    let check = |m: &Module| if verify_each { kiln_ir::verify(m).map(|_| ()) } else { Ok(()) };
+    inline_calls(m);
+    check(m)?;
+    for i in 0..m.kernels.len() {
+        for _ in 0..2 {
+            fold_constants(&mut m.kernels[i]);
+            check(m)?;
+            eliminate_dead_code(&mut m.kernels[i]);
+            check(m)?;
+        }
+    }
+    Ok(())
+}
+
+/// Inlines every call in every kernel. Kernels are processed in index order; lowering
+/// pushes callees before callers, so a callee is already call-free when it is copied.
+pub fn inline_calls(m: &mut Module) {
+    for i in 0..m.kernels.len() {
+        loop {
+            let site = {
+                let k = &m.kernels[i];
+                k.layout.iter().find_map(|&b| {
+                    k.block(b).insts.iter().position(|&inst| matches!(k.inst(inst).kind, InstKind::Call(..))).map(|pos| (b, pos))
+                })
+            };
+            let Some((block, pos)) = site else { break };
+            let call = m.kernels[i].block(block).insts[pos];
+            let InstKind::Call(callee, _) = m.kernels[i].inst(call).kind else { unreachable!("found a call above") };
+            if callee.index() >= i {
+                // Not yet inlined itself (or recursive): leave it, the interpreter can run calls.
+                break;
+            }
+            let callee = m.kernels[callee.index()].clone();
+            inline_one(&mut m.kernels[i], block, pos, &callee);
+        }
+    }
+}
+
+/// Replaces the call at `caller.block(block).insts[pos]` by a copy of `callee`.
+fn inline_one(k: &mut Kernel, block: Block, pos: usize, callee: &Kernel) {
+    let call = k.blocks[block.index()].insts[pos];
+    let InstKind::Call(_, args) = k.inst(call).kind.clone() else { unreachable!("inline_one is given a call") };
+    let results = k.inst(call).results.clone();
+    let call_loc = k.locs[call.index()];
+
+    // The continuation takes the call's results as parameters: the result values are
+    // redefined as its parameters, so their uses need no rewriting.
+    let cont = k.create_block();
+    for (n, &r) in results.iter().enumerate() {
+        k.values[r.index()].def = ValueDef::Param(cont, n as u32);
+        k.blocks[cont.index()].params.push(r);
+    }
+    let tail: Vec<_> = k.blocks[block.index()].insts.split_off(pos + 1);
+    k.blocks[block.index()].insts.pop(); // the call
+    k.blocks[cont.index()].insts = tail;
+
+    // Copy the callee's blocks.
+    let mut bmap: HashMap<Block, Block> = HashMap::new();
+    let mut vmap: HashMap<Value, Value> = HashMap::new();
+    for &cb in &callee.layout {
+        let nb = k.create_block();
+        bmap.insert(cb, nb);
+        for &p in &callee.block(cb).params {
+            let np = k.append_block_param(nb, callee.value_type(p));
+            vmap.insert(p, np);
+        }
+    }
+    for &cb in &callee.layout {
+        let nb = bmap[&cb];
+        for &ci in &callee.block(cb).insts {
+            let data = callee.inst(ci);
+            let mut kind = data.kind.clone();
+            kind.map_operands(|v| vmap[&v]);
+            for c in kind.successors_mut() {
+                c.block = bmap[&c.block];
+            }
+            if let InstKind::Return(vs) = kind {
+                kind = InstKind::Jump(BlockCall { block: cont, args: vs });
+            }
+            let tys: Vec<_> = data.results.iter().map(|&r| callee.value_type(r)).collect();
+            let loc = callee.locs[ci.index()].or(call_loc);
+            let ni = k.append_inst(nb, kind, &tys, loc);
+            for (&old, &new) in data.results.iter().zip(&k.inst(ni).results.clone()) {
+                vmap.insert(old, new);
+            }
+        }
+    }
+    let entry_copy = bmap[&callee.entry()];
+    k.append_inst(block, InstKind::Jump(BlockCall { block: entry_copy, args }), &[], None);
+
+    // Layout: the copied blocks and the continuation right after `block`.
+    let new_blocks: Vec<Block> = callee.layout.iter().map(|b| bmap[b]).chain([cont]).collect();
+    let set: HashSet<Block> = new_blocks.iter().copied().collect();
+    k.layout.retain(|b| !set.contains(b));
+    let at = k.layout.iter().position(|&b| b == block).map_or(k.layout.len(), |p| p + 1);
+    k.layout.splice(at..at, new_blocks);
+}
+
+/// Unary operators that are folded: those whose result every back end computes exactly.
+fn foldable_unary(op: UnaryOp) -> bool {
+    use UnaryOp::*;
+    matches!(op, Neg | Not | Abs | Sqrt | Floor | Ceil | Round | Trunc | IsNan | IsInf | IsFinite)
+}
+
+/// Folds operations on constants and branches on constants.
+pub fn fold_constants(k: &mut Kernel) {
+    let mut consts: HashMap<Value, Scalar> = HashMap::new();
+    let mut alias: HashMap<Value, Value> = HashMap::new();
+    let resolve = |alias: &HashMap<Value, Value>, mut v: Value| {
+        while let Some(&a) = alias.get(&v) {
+            v = a;
+        }
+        v
+    };
+    for b in reverse_post_order(k) {
+        let insts = k.blocks[b.index()].insts.clone();
+        for inst in insts {
+            let mut kind = k.insts[inst.index()].kind.clone();
+            kind.map_operands(|v| resolve(&alias, v));
+            let c = |v: &Value| consts.get(v).copied();
+            let result_ty = k.insts[inst.index()].results.first().map(|&r| k.value_type(r));
+            let folded: Option<Scalar> = match &kind {
+                InstKind::Const(s) => Some(*s),
+                InstKind::Unary(op, x) if foldable_unary(*op) => c(x).map(|x| kiln_interp::eval_unary(*op, x)),
+                InstKind::Binary(op, a, b) if !op.float_only() => match (c(a), c(b)) {
+                    (Some(a), Some(b)) => kiln_interp::eval_binary(*op, a, b).ok(),
+                    _ => None,
+                },
+                InstKind::Binary(kiln_ir::BinaryOp::Copysign, a, b) => match (c(a), c(b)) {
+                    (Some(a), Some(b)) => kiln_interp::eval_binary(kiln_ir::BinaryOp::Copysign, a, b).ok(),
+                    _ => None,
+                },
+                InstKind::Fma(a, b, d) => match (c(a), c(b), c(d)) {
+                    (Some(a), Some(b), Some(d)) => Some(kiln_interp::eval_fma(a, b, d)),
+                    _ => None,
+                },
+                InstKind::Cast(x) => match (c(x), result_ty) {
+                    (Some(x), Some(t)) => Some(kiln_interp::eval_cast(x, t)),
+                    _ => None,
+                },
+                InstKind::Select(cond, a, bb) => {
+                    if let Some(Scalar::Bool(v)) = c(cond) {
+                        let chosen = if v { *a } else { *bb };
+                        alias.insert(k.insts[inst.index()].results[0], chosen);
+                    }
+                    None
+                }
+                _ => None,
+            };
+            if let InstKind::Branch(cond, t, e) = &kind {
+                if let Some(Scalar::Bool(v)) = c(cond) {
+                    kind = InstKind::Jump(if v { t.clone() } else { e.clone() });
+                }
+            }
+            if let Some(s) = folded {
+                consts.insert(k.insts[inst.index()].results[0], s);
+                kind = InstKind::Const(s);
+            }
+            k.insts[inst.index()].kind = kind;
+        }
+    }
+    // Rewrite aliased operands everywhere (unreachable blocks included, so no stale use
+    // remains if they become reachable in a later pass).
+    if !alias.is_empty() {
+        for &b in &k.layout.clone() {
+            for &inst in &k.blocks[b.index()].insts.clone() {
+                k.insts[inst.index()].kind.map_operands(|v| resolve(&alias, v));
+            }
+        }
+    }
+    remove_unreachable_blocks(k);
+}
+
+/// Removes unused pure instructions, unused block parameters and unreachable blocks, to a
+/// fixed point.
+pub fn eliminate_dead_code(k: &mut Kernel) {
+    remove_unreachable_blocks(k);
+    loop {
+        let mut uses: HashMap<Value, usize> = HashMap::new();
+        for &b in &k.layout {
+            for &inst in &k.blocks[b.index()].insts {
+                for v in k.insts[inst.index()].kind.operands() {
+                    *uses.entry(v).or_default() += 1;
+                }
+            }
+        }
+        let mut changed = false;
+        for bi in 0..k.layout.len() {
+            let b = k.layout[bi];
+            let insts = k.blocks[b.index()].insts.clone();
+            let kept: Vec<_> = insts
+                .into_iter()
+                .filter(|&inst| {
+                    let d = &k.insts[inst.index()];
+                    let is_int = d.kind.operands().first().is_some_and(|&v| k.value_type(v).is_int());
+                    let live = d.kind.has_side_effects(is_int) || d.results.iter().any(|r| uses.get(r).copied().unwrap_or(0) > 0);
+                    if !live {
+                        changed = true;
+                    }
+                    live
+                })
+                .collect();
+            k.blocks[b.index()].insts = kept;
+        }
+        changed |= remove_unused_params(k, &uses);
+        if !changed {
+            break;
+        }
+    }
+}
+
+fn remove_unused_params(k: &mut Kernel, uses: &HashMap<Value, usize>) -> bool {
+    let entry = k.entry();
+    let mut dead: HashMap<Block, Vec<usize>> = HashMap::new();
+    for &b in &k.layout {
+        if b == entry {
+            continue;
+        }
+        let idx: Vec<usize> = k.blocks[b.index()]
+            .params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| uses.get(p).copied().unwrap_or(0) == 0)
+            .map(|(i, _)| i)
+            .collect();
+        if !idx.is_empty() {
+            dead.insert(b, idx);
+        }
+    }
+    if dead.is_empty() {
+        return false;
+    }
+    let drop_indices = |v: &mut Vec<Value>, idx: &[usize]| {
+        let mut i = 0;
+        v.retain(|_| {
+            let keep = !idx.contains(&i);
+            i += 1;
+            keep
+        });
+    };
+    for &b in &k.layout.clone() {
+        if let Some(&t) = k.blocks[b.index()].insts.last() {
+            for c in k.insts[t.index()].kind.successors_mut() {
+                if let Some(idx) = dead.get(&c.block) {
+                    drop_indices(&mut c.args, idx);
+                }
+            }
+        }
+    }
+    for (b, idx) in &dead {
+        let mut params = k.blocks[b.index()].params.clone();
+        drop_indices(&mut params, idx);
+        for (n, &p) in params.iter().enumerate() {
+            k.values[p.index()].def = ValueDef::Param(*b, n as u32);
+        }
+        k.blocks[b.index()].params = params;
+    }
+    true
+}
+
+/// The ids of kernels that no longer contain calls (for tests).
+pub fn call_free(m: &Module) -> Vec<KernelId> {
+    (0..m.kernels.len())
+        .map(KernelId::new)
+        .filter(|&id| {
+            let k = m.kernel(id);
+            k.layout.iter().all(|&b| k.block(b).insts.iter().all(|&i| !matches!(k.inst(i).kind, InstKind::Call(..))))
+        })
+        .collect()
+}

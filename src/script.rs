@@ -1,0 +1,229 @@
+//! Running scripts and evaluating script expressions (spec §6).
+//!
+//! A script's statements are walked here, in order; each expression is compiled to IR and
+//! run by an [`Executor`], so scripts, the corpus harness and (later) the REPL share the
+//! semantics of kernels exactly:
+//! - a call of an item, `f(a, b)`, evaluates its arguments and then calls the item's own
+//!   compiled specialisation, so the executor runs the kernel's real code (with constant
+//!   arguments inlined into a thunk, the optimiser would fold the whole call away);
+//! - any other expression becomes a *thunk*: a kernel whose parameters are the script
+//!   variables it reads. Thunks are compiled once per expression and cached;
+//! - `if`, `while`, `for` and blocks at statement level are walked here, so `print` may
+//!   appear inside them; their conditions are expressions like any other.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use kiln_front::typed::{LocalId, LocalInfo, TExpr, TExprKind, TLit, TStmt};
+use kiln_front::{Lowerer, Ty};
+use kiln_ir::{KernelId, Module, Scalar};
+use kiln_runtime::Executor;
+
+use crate::{Compiled, Error};
+
+struct Thunk {
+    module: Module,
+    kernel: KernelId,
+    params: Vec<LocalId>,
+}
+
+enum Flow {
+    Next,
+    Break,
+    Continue,
+}
+
+/// Evaluates script statements and expressions of one compiled file.
+pub struct Evaluator<'c> {
+    c: &'c Compiled,
+    exec: &'c dyn Executor,
+    locals: &'c [LocalInfo],
+    values: HashMap<LocalId, Vec<Scalar>>,
+    thunks: HashMap<*const TExpr, Thunk>,
+}
+
+/// Formats a value as `print` shows it: a scalar as Rust's `{:?}`, a tuple as `(a, b)`.
+pub fn format_value(ty: &Ty, vals: &[Scalar]) -> String {
+    match ty {
+        Ty::Tuple(_) => {
+            let parts: Vec<String> = vals.iter().map(|v| v.to_string()).collect();
+            format!("({})", parts.join(", "))
+        }
+        _ => vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+    }
+}
+
+impl<'c> Evaluator<'c> {
+    /// An evaluator for `c`'s script, running on `exec`.
+    pub fn new(c: &'c Compiled, exec: &'c dyn Executor) -> Self {
+        Evaluator { c, exec, locals: &c.program.script.locals, values: HashMap::new(), thunks: HashMap::new() }
+    }
+
+    /// The current value of a script local.
+    pub fn value(&self, l: LocalId) -> Option<&[Scalar]> {
+        self.values.get(&l).map(Vec::as_slice)
+    }
+
+    /// Runs every statement of the script, writing `print` output to `out`.
+    pub fn run(&mut self, out: &mut dyn Write) -> Result<(), Error> {
+        let c = self.c;
+        self.run_stmts(&c.program.script.stmts, out)
+    }
+
+    /// Runs `stmts` in order.
+    pub fn run_stmts(&mut self, stmts: &'c [TStmt], out: &mut dyn Write) -> Result<(), Error> {
+        for s in stmts {
+            match self.stmt(s, out)? {
+                Flow::Next => {}
+                // The checker rejects `break`/`continue` outside loops.
+                Flow::Break | Flow::Continue => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn runtime(&self, error: kiln_interp::RuntimeError) -> Error {
+        Error::Runtime { error, file: Some(self.c.name.clone()) }
+    }
+
+    /// Evaluates an expression of the script.
+    pub fn eval(&mut self, e: &'c TExpr) -> Result<Vec<Scalar>, Error> {
+        if let TExprKind::Call(id, targs, args) = &e.kind {
+            let mut vals = Vec::new();
+            for a in args {
+                vals.extend(self.eval(a)?);
+            }
+            let targs: Vec<_> = targs.iter().map(|t| t.flatten(&[])[0]).collect();
+            let item = &self.c.program.items[id.0 as usize];
+            let opt = self.exec.wants_optimized();
+            let m = if opt { &self.c.optimized } else { &self.c.module };
+            let k = self
+                .c
+                .kernel(&item.name, &targs, opt)
+                .ok_or_else(|| Error::Usage(format!("no compiled specialisation of `{}`", item.name)))?;
+            return self.exec.call(m, k, &vals).map_err(|e| self.runtime(e));
+        }
+        let key = e as *const TExpr;
+        if !self.thunks.contains_key(&key) {
+            let thunk = self.compile_thunk(e)?;
+            self.thunks.insert(key, thunk);
+        }
+        let t = &self.thunks[&key];
+        let mut args = Vec::new();
+        for l in &t.params {
+            args.extend(self.values.get(l).cloned().unwrap_or_default());
+        }
+        self.exec.call(&t.module, t.kernel, &args).map_err(|e| self.runtime(e))
+    }
+
+    fn compile_thunk(&self, e: &'c TExpr) -> Result<Thunk, Error> {
+        let mut lw = Lowerer::new(&self.c.program);
+        let (kernel, params) = lw.thunk("<script>", self.locals, e).map_err(|d| Error::Compile(self.c.diagnostics(d)))?;
+        let mut module = lw.finish();
+        kiln_ir::verify(&module)?;
+        if self.exec.wants_optimized() {
+            kiln_opt::optimize(&mut module, cfg!(debug_assertions))?;
+        }
+        Ok(Thunk { module, kernel, params })
+    }
+
+    fn stmt(&mut self, s: &'c TStmt, out: &mut dyn Write) -> Result<Flow, Error> {
+        match s {
+            TStmt::Let { locals, destructure, value } => {
+                let vals = self.eval(value)?;
+                if *destructure {
+                    for (l, v) in locals.iter().zip(vals) {
+                        self.values.insert(*l, vec![v]);
+                    }
+                } else if let Some(l) = locals.first() {
+                    self.values.insert(*l, vals);
+                }
+                Ok(Flow::Next)
+            }
+            TStmt::Assign(l, value) => {
+                let vals = self.eval(value)?;
+                self.values.insert(*l, vals);
+                Ok(Flow::Next)
+            }
+            TStmt::Print(args, _) => {
+                let mut parts = Vec::new();
+                for a in args {
+                    match &a.kind {
+                        TExprKind::Lit(TLit::Str(s)) => parts.push(s.clone()),
+                        _ => {
+                            let v = self.eval(a)?;
+                            parts.push(format_value(&a.ty, &v));
+                        }
+                    }
+                }
+                writeln!(out, "{}", parts.join(" ")).map_err(|error| Error::Io { path: "<stdout>".into(), error })?;
+                Ok(Flow::Next)
+            }
+            TStmt::Expr(e) => self.stmt_expr(e, out),
+        }
+    }
+
+    fn stmt_expr(&mut self, e: &'c TExpr, out: &mut dyn Write) -> Result<Flow, Error> {
+        match &e.kind {
+            TExprKind::Break => Ok(Flow::Break),
+            TExprKind::Continue => Ok(Flow::Continue),
+            TExprKind::Block(b) => {
+                for s in &b.stmts {
+                    match self.stmt(s, out)? {
+                        Flow::Next => {}
+                        other => return Ok(other),
+                    }
+                }
+                match &b.tail {
+                    Some(t) => self.stmt_expr(t, out),
+                    None => Ok(Flow::Next),
+                }
+            }
+            TExprKind::If(c, t, els) => {
+                if self.eval(c)? == [Scalar::Bool(true)] {
+                    self.stmt_expr(t, out)
+                } else if let Some(e) = els {
+                    self.stmt_expr(e, out)
+                } else {
+                    Ok(Flow::Next)
+                }
+            }
+            TExprKind::While(c, body) => {
+                while self.eval(c)? == [Scalar::Bool(true)] {
+                    if let Flow::Break = self.stmt_expr(body, out)? {
+                        break;
+                    }
+                }
+                Ok(Flow::Next)
+            }
+            TExprKind::For { var, start, end, inclusive, body } => {
+                let as_i64 = |v: Vec<Scalar>| match v.first() {
+                    Some(Scalar::I64(x)) => *x,
+                    _ => 0,
+                };
+                let start = as_i64(self.eval(start)?);
+                let end = as_i64(self.eval(end)?);
+                let mut i = start;
+                loop {
+                    let go = if *inclusive { i <= end } else { i < end };
+                    if !go {
+                        break;
+                    }
+                    self.values.insert(*var, vec![Scalar::I64(i)]);
+                    if let Flow::Break = self.stmt_expr(body, out)? {
+                        break;
+                    }
+                    if *inclusive && i == end {
+                        break;
+                    }
+                    i += 1;
+                }
+                Ok(Flow::Next)
+            }
+            _ => {
+                self.eval(e)?;
+                Ok(Flow::Next)
+            }
+        }
+    }
+}
