@@ -154,6 +154,11 @@ pub fn compile_parsed(name: &str, src: &str, ast: &kiln_syntax::ast::Module) -> 
     }
     let mut lowerer = kiln_front::Lowerer::new(&program);
     let mut errors = Vec::new();
+    for i in 0..program.consts.len() {
+        if let Err(e) = lowerer.constant(kiln_front::ConstId(i as u32)) {
+            errors.extend(e);
+        }
+    }
     for (i, item) in program.items.iter().enumerate() {
         if matches!(item.kind, kiln_syntax::ast::ItemKind::Gufunc | kiln_syntax::ast::ItemKind::Kernel) {
             continue;

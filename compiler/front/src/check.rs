@@ -253,7 +253,7 @@ impl Checker<'_> {
             }
         }
         match f.kind {
-            ItemKind::Ufunc if ret == Ty::Unit => {
+            ItemKind::Ufunc if ret == Ty::Unit && !f.params.iter().any(|p| p.is_out) => {
                 self.error(f.header_span, "a ufunc must return a value", "add `-> T` to the header");
             }
             ItemKind::Reduce => {
@@ -307,7 +307,11 @@ impl Checker<'_> {
         if let Some(identity) = &f.identity {
             let mut body = Body::new(self, Owner::Item(id), sig.generics.clone(), None);
             let v = body.expr(identity);
+            let before = body.cx.diags.len();
             item.identity = Some(body.coerce(v, &sig.ret, f.ret.as_ref().map(TypeExpr::span)));
+            if let Some(d) = body.cx.diags.get_mut(before) {
+                d.message = format!("the identity of `{}` must have its result type: {}", f.name.name, d.message);
+            }
         }
         let mut body = Body::new(self, Owner::Item(id), sig.generics.clone(), Some(sig.ret.clone()));
         body.scopes.push(HashMap::new());
@@ -412,14 +416,20 @@ impl Checker<'_> {
         for &(a, b, s) in &self.const_edges {
             graph.entry(a).or_default().push((b, s));
         }
+        let mut in_reported: HashSet<ConstId> = HashSet::new();
         for (i, c) in consts.iter().enumerate() {
             let start = ConstId(i as u32);
+            if in_reported.contains(&start) {
+                continue;
+            }
             // Does `start` reach itself? (Consts are few; a walk per const is fine.)
             let mut seen = HashSet::new();
             let mut work: Vec<ConstId> = graph.get(&start).map(|v| v.iter().map(|e| e.0).collect()).unwrap_or_default();
             while let Some(n) = work.pop() {
                 if n == start {
                     self.error(c.span, format!("const `{}` depends on itself", c.name), "its value refers back to it");
+                    // One error per cycle: the other consts on it are not reported again.
+                    in_reported.extend(seen.iter().copied());
                     break;
                 }
                 if seen.insert(n) {
@@ -524,12 +534,11 @@ impl<'c, 's> Body<'c, 's> {
         }
     }
 
-    /// Gives a flexible expression its default type (`i64`, `f64`).
+    /// Gives a flexible expression (or tuple of them) its default type (`i64`, `f64`).
     fn default(&mut self, mut e: TExpr) -> TExpr {
-        match e.ty {
-            Ty::IntLit => finalize(&mut e, &Ty::I64),
-            Ty::FloatLit => finalize(&mut e, &Ty::Scalar(ScalarType::F64)),
-            _ => {}
+        if has_flexible(&e.ty) {
+            let t = default_ty(&e.ty);
+            finalize(&mut e, &t);
         }
         e
     }
@@ -651,6 +660,11 @@ impl<'c, 's> Body<'c, 's> {
             }
         };
         let Some(local) = self.lookup(&name.name) else {
+            if self.cx.const_ids.contains_key(&name.name) || NamedConst::from_name(&name.name).is_some() {
+                self.cx.error(name.span, format!("cannot assign to `{}`: it is a constant", name.name), "constants cannot change");
+                let _ = self.expr(value);
+                return None;
+            }
             self.unknown_name(name);
             let _ = self.expr(value);
             return None;
@@ -716,7 +730,6 @@ impl<'c, 's> Body<'c, 's> {
                 let mut tys = Vec::new();
                 for it in items {
                     let t = self.expr(it);
-                    let t = self.default(t);
                     if !t.ty.is_single() {
                         self.cx.error(it.span, "a tuple element must be a single value", format!("this is `{}`", t.ty));
                         return Body::error_expr(span);
@@ -923,6 +936,13 @@ impl<'c, 's> Body<'c, 's> {
         }
         if a.ty == Ty::Error || b.ty == Ty::Error {
             return Body::error_expr(span);
+        }
+        for side in [&a, &b] {
+            if let Ty::Tuple(_) = side.ty {
+                let d = diag::error(self.file(), side.span, format!("`{}` cannot be applied to a tuple", op.symbol()), format!("this is `{}`", side.ty));
+                self.cx.diags.push(diag::help(d, "take the tuple apart first: `let (a, b) = ...;`"));
+                return Body::error_expr(span);
+            }
         }
         let is_int = |s: ScalarType| s.is_int();
         if matches!(op, BinOp::Shl | BinOp::Shr) {
@@ -1287,13 +1307,38 @@ fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
     }
 }
 
+/// Whether a type is, or contains, a literal's flexible type.
+fn has_flexible(t: &Ty) -> bool {
+    match t {
+        Ty::Tuple(ts) => ts.iter().any(has_flexible),
+        t => t.is_flexible(),
+    }
+}
+
+/// The type with literal types replaced by their defaults (`i64`, `f64`).
+fn default_ty(t: &Ty) -> Ty {
+    match t {
+        Ty::IntLit => Ty::I64,
+        Ty::FloatLit => Ty::Scalar(ScalarType::F64),
+        Ty::Tuple(ts) => Ty::Tuple(ts.iter().map(default_ty).collect()),
+        t => t.clone(),
+    }
+}
+
 /// Gives the flexible (literal-typed) parts of `e` the type `t`.
 fn finalize(e: &mut TExpr, t: &Ty) {
-    if !e.ty.is_flexible() || t.is_flexible() && e.ty == *t {
+    if !has_flexible(&e.ty) || e.ty == *t {
         return;
     }
     e.ty = t.clone();
     match &mut e.kind {
+        TExprKind::Tuple(items) => {
+            if let Ty::Tuple(ts) = t {
+                for (it, t) in items.iter_mut().zip(ts) {
+                    finalize(it, t);
+                }
+            }
+        }
         TExprKind::Unary(_, x) => finalize(x, t),
         TExprKind::Binary(op, a, b) => {
             if op.is_comparison() || matches!(op, BinOp::And | BinOp::Or) {

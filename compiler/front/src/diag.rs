@@ -16,24 +16,21 @@ pub fn error(file: FileId, span: Span, message: impl Into<String>, label: impl I
 }
 
 /// Adds a secondary label.
-pub fn also(d: Diag, file: FileId, span: Span, label: impl Into<String>) -> Diag {
-    let mut labels = d.labels.clone();
-    labels.push(Label::secondary(file, span.range()).with_message(label.into()));
-    d.with_labels(labels)
+pub fn also(mut d: Diag, file: FileId, span: Span, label: impl Into<String>) -> Diag {
+    d.labels.push(Label::secondary(file, span.range()).with_message(label.into()));
+    d
 }
 
 /// Adds a `help:` note.
-pub fn help(d: Diag, text: impl Into<String>) -> Diag {
-    let mut notes = d.notes.clone();
-    notes.push(format!("help: {}", text.into()));
-    d.with_notes(notes)
+pub fn help(mut d: Diag, text: impl Into<String>) -> Diag {
+    d.notes.push(format!("help: {}", text.into()));
+    d
 }
 
 /// Adds a `note:`.
-pub fn note(d: Diag, text: impl Into<String>) -> Diag {
-    let mut notes = d.notes.clone();
-    notes.push(format!("note: {}", text.into()));
-    d.with_notes(notes)
+pub fn note(mut d: Diag, text: impl Into<String>) -> Diag {
+    d.notes.push(format!("note: {}", text.into()));
+    d
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a likely typo.

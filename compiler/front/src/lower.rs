@@ -141,6 +141,21 @@ impl<'p> Lowerer<'p> {
         Ok(self.module.push(k))
     }
 
+    /// A kernel with no parameters computing const `id` (so that its literals are checked
+    /// even when nothing uses it, and so tools can show its value).
+    pub fn constant(&mut self, id: ConstId) -> Result<KernelId, Vec<Diag>> {
+        let p = self.p;
+        let c = &p.consts[id.0 as usize];
+        let kernel = Kernel::new(c.name.clone(), KernelKind::Const, vec![], c.ty.flatten(&[]));
+        let mut fx = Fx::new(self, kernel, vec![]);
+        fx.frames.push(Frame { vals: HashMap::new() });
+        let vals = fx.expr(&c.value);
+        fx.ret(vals);
+        let k = fx.finish();
+        self.take_errors()?;
+        Ok(self.module.push(k))
+    }
+
     /// A thunk evaluating a script expression: its parameters are the script locals the
     /// expression reads (returned in order, each flattened), its results the value.
     pub fn thunk(&mut self, name: &str, locals: &'p [LocalInfo], expr: &TExpr) -> Result<(KernelId, Vec<LocalId>), Vec<Diag>> {

@@ -31,6 +31,8 @@ pub enum KernelKind {
     Reduce,
     /// The identity of a `reduce`, as a kernel with no parameters.
     Identity,
+    /// A `const`'s value, as a kernel with no parameters.
+    Const,
     /// A script expression evaluated by `kiln run`, the REPL or the corpus harness.
     Thunk,
 }
@@ -43,6 +45,7 @@ impl KernelKind {
             KernelKind::Ufunc => "ufunc",
             KernelKind::Reduce => "reduce",
             KernelKind::Identity => "identity",
+            KernelKind::Const => "const",
             KernelKind::Thunk => "thunk",
         }
     }

@@ -54,7 +54,16 @@ pub fn parse(src: &str) -> (Module, Vec<SyntaxError>) {
         let parsed = grammar::ModuleParser::new().parse(tokens[start..end].iter().map(|&t| Ok(t)));
         match parsed {
             Ok(m) => module.entries.extend(m.entries),
-            Err(e) => errors.push(convert_error(e, next_token, src.len())),
+            Err(e) => {
+                // A lexical error in this chunk (an unterminated string, a stray character)
+                // usually causes the parse error: report only the cause.
+                let from = if start == 0 { 0 } else { tokens[start].0 };
+                let to = next_token.map_or(usize::MAX, |t| t.0);
+                let lexical = errors.iter().any(|e| (from..to).contains(&(e.span.start as usize)));
+                if !lexical {
+                    errors.push(convert_error(e, next_token, src.len()));
+                }
+            }
         }
     }
     errors.sort_by_key(|e| e.span);
