@@ -177,7 +177,8 @@ pub fn compile_parsed(name: &str, src: &str, ast: &kiln_syntax::ast::Module) -> 
     }
     if !errors.is_empty() {
         errors.sort_by_key(kiln_front::diag::sort_key);
-        errors.dedup_by(|a, b| a.message == b.message && a.labels == b.labels);
+        // A literal that fits no specialisation is reported once, for the first.
+        errors.dedup_by(|a, b| a.labels.first().map(|l| l.range.clone()) == b.labels.first().map(|l| l.range.clone()));
         return Err(Error::Compile(diags(name, src, errors)));
     }
     let module = lowerer.finish();
@@ -203,7 +204,7 @@ impl Compiled {
         let src = &self.program.src;
         let line_start = *self.program.line_starts.get(loc.line.checked_sub(1)? as usize)?;
         let offset = src[line_start..].char_indices().nth(loc.col.saturating_sub(1) as usize).map_or(src.len(), |(i, _)| line_start + i);
-        let end = src[offset..].find(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(src.len(), |i| offset + i.max(1));
+        let end = (offset + loc.len.max(1) as usize).min(src.len());
         let d = kiln_front::diag::error(0, kiln_syntax::Span::new(offset, end), e.kind.to_string(), format!("in `{}`", e.kernel));
         Some(self.diagnostics(vec![d]))
     }

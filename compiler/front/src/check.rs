@@ -49,6 +49,8 @@ struct Checker<'s> {
     call_edges: Vec<(ItemId, ItemId, Span)>,
     /// (user, used, use site) among consts, for cycle detection.
     const_edges: Vec<(ConstId, ConstId, Span)>,
+    /// Names bound by top-level `let`/`var`, for a precise message when an item uses one.
+    script_names: HashSet<String>,
 }
 
 /// Checks a parsed module. Returns the typed program and the diagnostics (in source order);
@@ -64,7 +66,21 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
         diags: Vec::new(),
         call_edges: Vec::new(),
         const_edges: Vec::new(),
+        script_names: HashSet::new(),
     };
+    for entry in &module.entries {
+        if let ast::TopLevel::Stmt(Stmt { kind: StmtKind::Let { pat, .. }, .. }) = entry {
+            match pat {
+                Pattern::Name(n) => {
+                    cx.script_names.insert(n.name.clone());
+                }
+                Pattern::Tuple(ns, _) => cx.script_names.extend(ns.iter().map(|n| n.name.clone())),
+            }
+        }
+        if let ast::TopLevel::Stmt(Stmt { kind: StmtKind::Var { name, .. }, .. }) = entry {
+            cx.script_names.insert(name.name.clone());
+        }
+    }
     let mut funcs: Vec<&ast::FuncDef> = Vec::new();
     let mut consts: Vec<&ast::ConstDef> = Vec::new();
     let mut seen: HashMap<String, Span> = HashMap::new();
@@ -319,7 +335,7 @@ impl Checker<'_> {
             if body.scopes[0].contains_key(&p.name.name) {
                 body.cx.error(p.name.span, format!("parameter `{}` is declared twice", p.name.name), "declared again");
             }
-            let local = body.declare(&p.name, ty.clone(), false);
+            let local = body.declare_as(&p.name, ty.clone(), false, LocalOrigin::Param);
             item.params.push((p.name.name.clone(), ty.clone(), local));
         }
         let v = body.expr(&f.body);
@@ -474,8 +490,12 @@ impl<'c, 's> Body<'c, 's> {
     }
 
     fn declare(&mut self, name: &ast::Ident, ty: Ty, mutable: bool) -> LocalId {
+        self.declare_as(name, ty, mutable, LocalOrigin::Binding)
+    }
+
+    fn declare_as(&mut self, name: &ast::Ident, ty: Ty, mutable: bool, origin: LocalOrigin) -> LocalId {
         let id = LocalId(self.locals.len() as u32);
-        self.locals.push(LocalInfo { name: name.name.clone(), ty, mutable, span: name.span });
+        self.locals.push(LocalInfo { name: name.name.clone(), ty, mutable, origin, span: name.span });
         self.scopes.last_mut().expect("a scope is open").insert(name.name.clone(), id);
         id
     }
@@ -503,7 +523,7 @@ impl<'c, 's> Body<'c, 's> {
                 let found = e.ty.to_string();
                 let mut d = diag::error(
                     self.file(),
-                    e.span,
+                    value_span(&e),
                     format!("mismatched types: expected `{want}`, found `{found}`"),
                     format!("expected `{want}`"),
                 );
@@ -523,9 +543,13 @@ impl<'c, 's> Body<'c, 's> {
             (Ty::Unit, _) if matches!(e.kind, TExprKind::If(_, _, None)) => {
                 diag::help(d, "an `if` without `else` has no value; add an `else` branch")
             }
+            (from, Ty::Scalar(ScalarType::Bool)) if from.may_be(|s| s.is_numeric()) => {
+                let text = self.cx.snippet(value_span(e));
+                diag::help(d, format!("there is no truthiness; compare instead: `{text} != 0`"))
+            }
             (Ty::Scalar(ScalarType::Bool), _) | (_, Ty::Scalar(ScalarType::Bool)) => d,
             (from, to) if castable(from) && castable(to) => {
-                let text = self.cx.snippet(e.span);
+                let text = self.cx.snippet(value_span(e));
                 let simple = text.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
                 let text = if simple { text.to_string() } else { format!("({text})") };
                 diag::help(d, format!("convert with `as`: `{text} as {to}`"))
@@ -673,7 +697,12 @@ impl<'c, 's> Body<'c, 's> {
         if !info.mutable {
             let d = diag::error(self.file(), name.span, format!("cannot assign to `{}`: it is not declared with `var`", name.name), "cannot assign");
             let d = diag::also(d, self.file(), info.span, "declared here");
-            self.cx.diags.push(diag::help(d, format!("make it mutable: `var {} = ...`", name.name)));
+            let d = match info.origin {
+                LocalOrigin::Binding => diag::help(d, format!("make it mutable: `var {} = ...`", name.name)),
+                LocalOrigin::Param => diag::help(d, format!("parameters cannot change; copy it into a variable first: `var {0}2 = {0};`", name.name)),
+                LocalOrigin::LoopVar => diag::help(d, "the loop variable cannot change; use a `while` loop with a `var` counter"),
+            };
+            self.cx.diags.push(d);
             let _ = self.expr(value);
             return None;
         }
@@ -759,7 +788,7 @@ impl<'c, 's> Body<'c, 's> {
                 let end = self.range_bound(end);
                 self.script_level = script_level;
                 self.scopes.push(HashMap::new());
-                let local = self.declare(var, Ty::I64, false);
+                let local = self.declare_as(var, Ty::I64, false, LocalOrigin::LoopVar);
                 self.loop_depth += 1;
                 let body = self.expr(body);
                 self.loop_depth -= 1;
@@ -850,7 +879,9 @@ impl<'c, 's> Body<'c, 's> {
         candidates.extend(self.cx.const_ids.keys().cloned());
         candidates.extend(NamedConst::NAMES.iter().map(|s| s.to_string()));
         let mut d = diag::error(self.file(), n.span, format!("unknown name `{}`", n.name), "not found in this scope");
-        if let Some(s) = diag::suggest(&n.name, candidates.iter().map(String::as_str)) {
+        if self.owner != Owner::Script && self.cx.script_names.contains(&n.name) {
+            d = diag::note(d, format!("`{}` is a script variable; items cannot see script variables: pass it as a parameter", n.name));
+        } else if let Some(s) = diag::suggest(&n.name, candidates.iter().map(String::as_str)) {
             d = diag::help(d, format!("did you mean `{s}`?"));
         }
         self.cx.diags.push(d);
@@ -971,8 +1002,11 @@ impl<'c, 's> Body<'c, 's> {
             );
             let d = diag::also(d, self.file(), a.span, format!("this is `{}`", a.ty));
             let d = if a.ty.is_single() && b.ty.is_single() && a.ty != Ty::BOOL && b.ty != Ty::BOOL {
-                let target = if a.ty.is_flexible() { &b.ty } else { &a.ty };
-                let other = if a.ty.is_flexible() { &a } else { &b };
+                // Convert the literal side, or else the integer side to the float type (the
+                // lossless direction), or else the right side.
+                let a_first = a.ty.is_flexible() || (a.ty.may_be(|s| s.is_int()) && b.ty.must_be(|s| s.is_float()));
+                let target = if a_first { &b.ty } else { &a.ty };
+                let other = if a_first { &a } else { &b };
                 let text = self.cx.snippet(other.span);
                 let simple = text.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
                 let text = if simple { text.to_string() } else { format!("({text})") };
@@ -1071,6 +1105,12 @@ impl<'c, 's> Body<'c, 's> {
             self.cx.error(f.span, "`print` can only be used as a statement of a script", "not allowed here");
             return Body::error_expr(span);
         }
+        const ARRAY_BUILTINS: [&str; 9] = ["reduce", "linspace", "arange", "zeros", "ones", "full", "random", "load", "save"];
+        if ARRAY_BUILTINS.contains(&f.name.as_str()) {
+            let d = diag::error(self.file(), f.span, format!("`{}` works on arrays, which scripts cannot use yet", f.name), "arrays are not supported yet");
+            self.cx.diags.push(diag::note(d, "this version of Kiln runs scripts on scalars; the array runtime adds arrays to scripts"));
+            return Body::error_expr(span);
+        }
         let mut candidates: Vec<&str> = self.cx.item_ids.keys().map(String::as_str).collect();
         let builtins = Builtin::names();
         candidates.extend(builtins.iter().copied());
@@ -1104,7 +1144,8 @@ impl<'c, 's> Body<'c, 's> {
         let args: Vec<TExpr> = args.iter().map(|a| self.expr(a)).collect();
         if args.len() != params.len() {
             let s = if params.len() == 1 { "" } else { "s" };
-            self.cx.error(span, format!("`{name}` takes {} argument{s}, but {} were given", params.len(), args.len()), format!("expected {} argument{s}", params.len()));
+            let were = if args.len() == 1 { "was" } else { "were" };
+            self.cx.error(span, format!("`{name}` takes {} argument{s}, but {} {were} given", params.len(), args.len()), format!("expected {} argument{s}", params.len()));
             return None;
         }
         if args.iter().any(|a| a.ty == Ty::Error) {
@@ -1274,6 +1315,14 @@ impl<'c, 's> Body<'c, 's> {
             }
         };
         TExpr { kind: TExprKind::If(Box::new(c), Box::new(t), Some(Box::new(e))), ty, span }
+    }
+}
+
+/// Where an expression's value comes from: a block's tail rather than the whole block.
+fn value_span(e: &TExpr) -> Span {
+    match &e.kind {
+        TExprKind::Block(TBlock { tail: Some(t), .. }) => value_span(t),
+        _ => e.span,
     }
 }
 

@@ -312,7 +312,7 @@ impl<'l, 'p> Fx<'l, 'p> {
 
     fn loc(&self, span: Span) -> SourceLoc {
         let lc = LineCol::of(&self.lw.p.src, span.start as usize);
-        SourceLoc { line: lc.line, col: lc.col }
+        SourceLoc { line: lc.line, col: lc.col, len: span.end - span.start }
     }
 
     fn error(&mut self, span: Span, msg: impl Into<String>, label: impl Into<String>) {

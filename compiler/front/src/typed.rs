@@ -29,8 +29,21 @@ pub struct LocalInfo {
     pub ty: Ty,
     /// Declared with `var`.
     pub mutable: bool,
+    /// How it was declared.
+    pub origin: LocalOrigin,
     /// Where it was declared.
     pub span: Span,
+}
+
+/// How a local was declared (for diagnostics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalOrigin {
+    /// `let` or `var`.
+    Binding,
+    /// A parameter.
+    Param,
+    /// A `for` loop variable.
+    LoopVar,
 }
 
 /// A named float constant of spec §4.

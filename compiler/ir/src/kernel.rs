@@ -12,6 +12,8 @@ pub struct SourceLoc {
     pub line: u32,
     /// 1-based column.
     pub col: u32,
+    /// Length in bytes of the source text of the operation (for underlining it).
+    pub len: u32,
 }
 
 impl std::fmt::Display for SourceLoc {

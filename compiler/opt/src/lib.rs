@@ -11,6 +11,8 @@
 //!   value always comes from the back end that runs the kernel.
 //! - [`eliminate_dead_code`]: unused side-effect-free instructions, unused block parameters
 //!   and unreachable blocks go.
+//! - [`merge_blocks`]: a block that is the only successor of its only predecessor joins it
+//!   (inlining leaves such chains behind).
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,6 +30,8 @@ pub fn optimize(m: &mut Module, verify_each: bool) -> Result<(), VerifierError> 
             fold_constants(&mut m.kernels[i]);
             check(m)?;
             eliminate_dead_code(&mut m.kernels[i]);
+            check(m)?;
+            merge_blocks(&mut m.kernels[i]);
             check(m)?;
         }
     }
@@ -278,6 +282,42 @@ fn remove_unused_params(k: &mut Kernel, uses: &HashMap<Value, usize>) -> bool {
         k.blocks[b.index()].params = params;
     }
     true
+}
+
+/// Merges each block reached only by an unconditional jump from a single predecessor into
+/// that predecessor, binding its parameters to the jump's arguments.
+pub fn merge_blocks(k: &mut Kernel) {
+    loop {
+        let mut preds: HashMap<Block, usize> = HashMap::new();
+        for &b in &k.layout {
+            if let Some(t) = k.terminator(b) {
+                for c in k.inst(t).kind.successors() {
+                    *preds.entry(c.block).or_default() += 1;
+                }
+            }
+        }
+        let entry = k.entry();
+        let found = k.layout.iter().find_map(|&b| {
+            let t = k.terminator(b)?;
+            match &k.inst(t).kind {
+                InstKind::Jump(c) if c.block != b && c.block != entry && preds.get(&c.block) == Some(&1) => Some((b, t, c.clone())),
+                _ => None,
+            }
+        });
+        let Some((b, jump, target)) = found else { break };
+        let params = k.blocks[target.block.index()].params.clone();
+        let subst: HashMap<Value, Value> = params.into_iter().zip(target.args.iter().copied()).collect();
+        let moved = std::mem::take(&mut k.blocks[target.block.index()].insts);
+        let block = &mut k.blocks[b.index()];
+        block.insts.retain(|&i| i != jump);
+        block.insts.extend(moved);
+        k.layout.retain(|&x| x != target.block);
+        for &bb in &k.layout.clone() {
+            for &inst in &k.blocks[bb.index()].insts.clone() {
+                k.insts[inst.index()].kind.map_operands(|v| subst.get(&v).copied().unwrap_or(v));
+            }
+        }
+    }
 }
 
 /// The ids of kernels that no longer contain calls (for tests).

@@ -84,6 +84,8 @@ pub enum Token<'s> {
     UnterminatedComment,
     #[regex(r#""([^"\\\n]|\\.)*"#, priority = 1)]
     UnterminatedString,
+    #[regex(r"\.[0-9][0-9_]*")]
+    LeadingDotFloat,
 
     // Punctuation.
     #[token("(")]
@@ -180,6 +182,7 @@ impl std::fmt::Display for Token<'_> {
             }
             Token::UnterminatedComment => f.write_str("unterminated comment"),
             Token::UnterminatedString => f.write_str("unterminated string"),
+            Token::LeadingDotFloat => f.write_str("float without leading digit"),
             other => write!(f, "`{}`", token_text(other)),
         }
     }
@@ -253,7 +256,7 @@ fn token_text(t: &Token<'_>) -> &'static str {
         Slash => "/",
         Percent => "%",
         Bang => "!",
-        Ident(_) | Int(_) | Float(_) | Str(_) | UnterminatedComment | UnterminatedString => "",
+        Ident(_) | Int(_) | Float(_) | Str(_) | UnterminatedComment | UnterminatedString | LeadingDotFloat => "",
     }
 }
 
@@ -304,6 +307,10 @@ impl<'s> Iterator for Lexer<'s, '_> {
                 Ok(Token::UnterminatedString) => self.errors.push(SyntaxError {
                     span,
                     message: "unterminated string literal".into(),
+                }),
+                Ok(Token::LeadingDotFloat) => self.errors.push(SyntaxError {
+                    span,
+                    message: format!("a float literal needs a digit before `.`: write `0{}`", &self.src[range.clone()]),
                 }),
                 Ok(tok) => return Some(Ok((range.start, tok, range.end))),
                 Err(()) => {

@@ -61,7 +61,7 @@ pub fn parse(src: &str) -> (Module, Vec<SyntaxError>) {
                 let to = next_token.map_or(usize::MAX, |t| t.0);
                 let lexical = errors.iter().any(|e| (from..to).contains(&(e.span.start as usize)));
                 if !lexical {
-                    errors.push(convert_error(e, next_token, src.len()));
+                    errors.push(explain(convert_error(e, next_token, src.len()), &tokens[start..end], src));
                 }
             }
         }
@@ -93,14 +93,15 @@ pub fn parse_expr(src: &str) -> Result<ast::Expr, SyntaxError> {
 fn chunk_starts(tokens: &[Spanned<'_>]) -> Vec<usize> {
     // Items never nest, so an item keyword always starts a chunk, even inside brackets left
     // open by a broken item before it.
+    // (`reduce` also names the script builtin `reduce(f, x)`: only `reduce NAME` is an item.)
     let mut starts = vec![0];
     for (i, (_, tok, _)) in tokens.iter().enumerate() {
-        if i > 0
-            && matches!(
-                tok,
-                Token::Fn | Token::Ufunc | Token::Reduce | Token::Gufunc | Token::Kernel | Token::Const
-            )
-        {
+        let item = match tok {
+            Token::Fn | Token::Ufunc | Token::Gufunc | Token::Kernel | Token::Const => true,
+            Token::Reduce => matches!(tokens.get(i + 1), Some((_, Token::Ident(_), _))),
+            _ => false,
+        };
+        if i > 0 && item {
             starts.push(i);
         }
     }
@@ -142,6 +143,29 @@ fn convert_error(
             message: format!("unexpected {tok}"),
         },
     }
+}
+
+/// Rewrites two common parse errors into what the user did: a missing `;` at the end of a
+/// line, and a chained comparison.
+fn explain(mut e: SyntaxError, chunk: &[Spanned<'_>], src: &str) -> SyntaxError {
+    let at = chunk.iter().position(|t| t.0 == e.span.start as usize);
+    let prev = at.and_then(|i| i.checked_sub(1)).map(|i| chunk[i]);
+    let expects_semi = e.message.contains("`;`");
+    let tok = at.map(|i| chunk[i].1);
+    if let (Some(tok), Some((_, _, prev_end))) = (tok, prev) {
+        let is_cmp = matches!(tok, Token::Lt | Token::Le | Token::Gt | Token::Ge | Token::EqEq | Token::Ne);
+        if is_cmp && !e.message.contains("an expression") {
+            let op = tok.to_string();
+            let op = op.trim_matches('`');
+            e.message = format!("comparison operators cannot be chained; write `a {op} b && b {op} c`");
+            return e;
+        }
+        let newline_between = src.get(prev_end..e.span.start as usize).is_some_and(|gap| gap.contains('\n'));
+        if expects_semi && newline_between {
+            return SyntaxError { span: Span::new(prev_end, prev_end), message: "expected `;` at the end of this line".into() };
+        }
+    }
+    e
 }
 
 /// `; expected one of ...`, with every way to start an expression summarised as
