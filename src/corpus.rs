@@ -52,8 +52,14 @@ impl Default for Options {
 /// on optimised IR (which checks the optimiser).
 pub fn default_executors() -> Vec<Box<dyn Executor>> {
     vec![
-        Box::new(Interpreter { fuel: 50_000_000, optimized: false }),
-        Box::new(Interpreter { fuel: 50_000_000, optimized: true }),
+        Box::new(Interpreter {
+            fuel: 50_000_000,
+            optimized: false,
+        }),
+        Box::new(Interpreter {
+            fuel: 50_000_000,
+            optimized: true,
+        }),
     ]
 }
 
@@ -89,7 +95,11 @@ pub fn cases(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Runs every case under `dir`, calling `progress` after each.
-pub fn run_dir(dir: &Path, opts: &Options, mut progress: impl FnMut(&Path, Result<(), &str>)) -> std::io::Result<Report> {
+pub fn run_dir(
+    dir: &Path,
+    opts: &Options,
+    mut progress: impl FnMut(&Path, Result<(), &str>),
+) -> std::io::Result<Report> {
     let mut report = Report::default();
     let all = cases(dir)?;
     let mut wanted: BTreeSet<PathBuf> = BTreeSet::new();
@@ -117,7 +127,12 @@ pub fn run_dir(dir: &Path, opts: &Options, mut progress: impl FnMut(&Path, Resul
                     std::fs::remove_file(&p)?;
                     report.blessed.push(p);
                 } else {
-                    report.failed.push((p.clone(), format!("orphaned snapshot: no case asks for it (delete it, or {BLESS_HINT})")));
+                    report.failed.push((
+                        p.clone(),
+                        format!(
+                            "orphaned snapshot: no case asks for it (delete it, or {BLESS_HINT})"
+                        ),
+                    ));
                 }
             }
         }
@@ -156,7 +171,9 @@ fn parse_directives(src: &str) -> Result<Directives, String> {
         if let Some(rest) = comment.strip_prefix("//~") {
             let carets = rest.chars().take_while(|&c| c == '^').count();
             let rest = rest[carets..].trim_start();
-            let msg = rest.strip_prefix("ERROR").ok_or_else(|| format!("line {line_no}: expected `//~ ERROR message`"))?;
+            let msg = rest
+                .strip_prefix("ERROR")
+                .ok_or_else(|| format!("line {line_no}: expected `//~ ERROR message`"))?;
             if line_no <= carets {
                 return Err(format!("line {line_no}: `//~^` points above the file"));
             }
@@ -166,10 +183,14 @@ fn parse_directives(src: &str) -> Result<Directives, String> {
         let body = comment[2..].trim_start();
         let body_at = line_start + pos + (comment.len() - body.len());
         if let Some(words) = body.strip_prefix("test:") {
-            d.stages.extend(words.split_whitespace().map(str::to_string));
+            d.stages
+                .extend(words.split_whitespace().map(str::to_string));
         } else if let Some(r) = body.strip_prefix("run:") {
             let text_at = body_at + 4 + (r.len() - r.trim_start().len());
-            d.runs.push((line_no, parse_run(r.trim(), text_at).map_err(|e| format!("line {line_no}: {e}"))?));
+            d.runs.push((
+                line_no,
+                parse_run(r.trim(), text_at).map_err(|e| format!("line {line_no}: {e}"))?,
+            ));
         } else if let Some(o) = body.strip_prefix("out:") {
             d.out.push(o.strip_prefix(' ').unwrap_or(o).to_string());
         } else if let Some(e) = body.strip_prefix("script-error:") {
@@ -178,7 +199,9 @@ fn parse_directives(src: &str) -> Result<Directives, String> {
     }
     for s in &d.stages {
         if !["check", "error", "ir", "opt", "run", "script"].contains(&s.as_str()) {
-            return Err(format!("unknown stage `{s}` in `// test:` (known: check error ir opt run script)"));
+            return Err(format!(
+                "unknown stage `{s}` in `// test:` (known: check error ir opt run script)"
+            ));
         }
     }
     Ok(d)
@@ -192,14 +215,27 @@ fn parse_run(text: &str, at: usize) -> Result<Expect, String> {
     if let Some(idx) = text.rfind(" error \"") {
         if text.ends_with('"') {
             let msg = &text[idx + 8..text.len() - 1];
-            return Ok(Expect::RuntimeError(text[..idx].to_string(), at, msg.to_string()));
+            return Ok(Expect::RuntimeError(
+                text[..idx].to_string(),
+                at,
+                msg.to_string(),
+            ));
         }
     }
     if let Some(idx) = text.rfind(" ~= ") {
         let rhs = &text[idx + 4..];
         let u = rhs.rfind(" ulps=").ok_or("`~=` needs `ulps=N`")?;
-        let ulps = rhs[u + 6..].trim().parse::<u64>().map_err(|_| "`ulps=` needs a number")?;
-        return Ok(Expect::Ulps(text[..idx].to_string(), at, rhs[..u].to_string(), at + idx + 4, ulps));
+        let ulps = rhs[u + 6..]
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| "`ulps=` needs a number")?;
+        return Ok(Expect::Ulps(
+            text[..idx].to_string(),
+            at,
+            rhs[..u].to_string(),
+            at + idx + 4,
+            ulps,
+        ));
     }
     // `a == b`: split where the parser sees the top-level `==`.
     let padded = format!("{}{}", " ".repeat(at), text);
@@ -220,12 +256,29 @@ fn parse_at(text: &str, at: usize) -> Result<Expr, String> {
 }
 
 fn name_expr(name: &str, span: Span) -> Expr {
-    Expr { kind: ExprKind::Name(Ident { name: name.into(), span }), span, depth: 1 }
+    Expr {
+        kind: ExprKind::Name(Ident {
+            name: name.into(),
+            span,
+        }),
+        span,
+        depth: 1,
+    }
 }
 
 fn let_stmt(name: &str, value: Expr) -> Stmt {
     let span = value.span;
-    Stmt { kind: StmtKind::Let { pat: Pattern::Name(Ident { name: name.into(), span }), ty: None, value }, span }
+    Stmt {
+        kind: StmtKind::Let {
+            pat: Pattern::Name(Ident {
+                name: name.into(),
+                span,
+            }),
+            ty: None,
+            value,
+        },
+        span,
+    }
 }
 
 /// `if true { expected } else { actual }`: gives `expected` the type of `actual`.
@@ -235,11 +288,22 @@ fn typed_like(expected: Expr, actual: &str) -> Expr {
     let block = |e: Expr| Expr {
         span: e.span,
         depth: e.depth + 1,
-        kind: ExprKind::Block(ast::Block { stmts: vec![], tail: Some(Box::new(e)) }),
+        kind: ExprKind::Block(ast::Block {
+            stmts: vec![],
+            tail: Some(Box::new(e)),
+        }),
     };
-    let cond = Expr { kind: ExprKind::Lit(Literal::Bool(true)), span, depth: 1 };
+    let cond = Expr {
+        kind: ExprKind::Lit(Literal::Bool(true)),
+        span,
+        depth: 1,
+    };
     Expr {
-        kind: ExprKind::If(Box::new(cond), Box::new(block(expected)), Some(Box::new(block(name_expr(actual, span))))),
+        kind: ExprKind::If(
+            Box::new(cond),
+            Box::new(block(expected)),
+            Some(Box::new(block(name_expr(actual, span)))),
+        ),
         span,
         depth,
     }
@@ -255,8 +319,12 @@ fn ulps_apart(a: Scalar, b: Scalar) -> Option<u64> {
         (if b < 0 { i32::MIN.wrapping_sub(b) } else { b }) as i128
     }
     match (a, b) {
-        (Scalar::F64(x), Scalar::F64(y)) => Some((ordered64(x.to_bits()) - ordered64(y.to_bits())).unsigned_abs() as u64),
-        (Scalar::F32(x), Scalar::F32(y)) => Some((ordered32(x.to_bits()) - ordered32(y.to_bits())).unsigned_abs() as u64),
+        (Scalar::F64(x), Scalar::F64(y)) => {
+            Some((ordered64(x.to_bits()) - ordered64(y.to_bits())).unsigned_abs() as u64)
+        }
+        (Scalar::F32(x), Scalar::F32(y)) => {
+            Some((ordered32(x.to_bits()) - ordered32(y.to_bits())).unsigned_abs() as u64)
+        }
         _ => None,
     }
 }
@@ -267,7 +335,12 @@ fn show(vals: &[Scalar]) -> String {
 }
 
 /// Compares `actual` with a snapshot file, or writes it in bless mode.
-fn snapshot(path: &Path, actual: &str, opts: &Options, blessed: &mut Vec<PathBuf>) -> Result<(), String> {
+fn snapshot(
+    path: &Path,
+    actual: &str,
+    opts: &Options,
+    blessed: &mut Vec<PathBuf>,
+) -> Result<(), String> {
     let expected = std::fs::read_to_string(path).ok();
     if expected.as_deref() == Some(actual) {
         return Ok(());
@@ -280,41 +353,75 @@ fn snapshot(path: &Path, actual: &str, opts: &Options, blessed: &mut Vec<PathBuf
     let expected = expected.unwrap_or_default();
     let diff = similar::TextDiff::from_lines(expected.as_str(), actual);
     let mut msg = format!("snapshot {} differs:\n", path.display());
-    let _ = write!(msg, "{}", diff.unified_diff().context_radius(3).header("expected", "actual"));
+    let _ = write!(
+        msg,
+        "{}",
+        diff.unified_diff()
+            .context_radius(3)
+            .header("expected", "actual")
+    );
     let _ = write!(msg, "{BLESS_HINT}");
     Err(msg)
 }
 
 /// Runs one case. Snapshot paths it uses are added to `wanted`.
-pub fn run_case(path: &Path, opts: &Options, blessed: &mut Vec<PathBuf>, wanted: &mut BTreeSet<PathBuf>) -> Result<(), String> {
+pub fn run_case(
+    path: &Path,
+    opts: &Options,
+    blessed: &mut Vec<PathBuf>,
+    wanted: &mut BTreeSet<PathBuf>,
+) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let src = String::from_utf8(bytes).map_err(|_| "case is not valid UTF-8".to_string())?;
     let d = parse_directives(&src)?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("case.kl").to_string();
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("case.kl")
+        .to_string();
     let sibling = |ext: &str| path.with_extension(ext);
 
     if d.stages.contains("error") || !d.errors.is_empty() {
-        return error_case(&src, &file_name, &d, &sibling("stderr"), opts, blessed, wanted);
+        return error_case(
+            &src,
+            &file_name,
+            &d,
+            &sibling("stderr"),
+            opts,
+            blessed,
+            wanted,
+        );
     }
 
     // Items and script, plus two script statements per run line: `let __runN = EXPR;` and
     // `let __expectN = if true { EXPECTED } else { __runN };`.
     let mut ast = crate::parse(&file_name, &src).map_err(|e| e.to_string())?;
-    let original_stmts = ast.entries.iter().filter(|e| matches!(e, TopLevel::Stmt(_))).count();
+    let original_stmts = ast
+        .entries
+        .iter()
+        .filter(|e| matches!(e, TopLevel::Stmt(_)))
+        .count();
     for (i, (_, expect)) in d.runs.iter().enumerate() {
         let (expr, at, expected) = match expect {
-            Expect::Exact(e, at, x, xat) | Expect::Ulps(e, at, x, xat, _) => (e, *at, Some((x, *xat))),
+            Expect::Exact(e, at, x, xat) | Expect::Ulps(e, at, x, xat, _) => {
+                (e, *at, Some((x, *xat)))
+            }
             Expect::Nan(e, at) | Expect::RuntimeError(e, at, _) => (e, *at, None),
         };
         let actual = format!("__run{i}");
-        ast.entries.push(TopLevel::Stmt(let_stmt(&actual, parse_at(expr, at)?)));
+        ast.entries
+            .push(TopLevel::Stmt(let_stmt(&actual, parse_at(expr, at)?)));
         let expected_expr = match expected {
             Some((x, xat)) => typed_like(parse_at(x, xat)?, &actual),
             None => name_expr(&actual, Span::new(at, at)),
         };
-        ast.entries.push(TopLevel::Stmt(let_stmt(&format!("__expect{i}"), expected_expr)));
+        ast.entries.push(TopLevel::Stmt(let_stmt(
+            &format!("__expect{i}"),
+            expected_expr,
+        )));
     }
-    let compiled = crate::compile_parsed(&file_name, &src, &ast).map_err(|e| format!("compile error:\n{e}"))?;
+    let compiled = crate::compile_parsed(&file_name, &src, &ast)
+        .map_err(|e| format!("compile error:\n{e}"))?;
 
     if d.stages.contains("ir") {
         let p = sibling("ir");
@@ -324,7 +431,12 @@ pub fn run_case(path: &Path, opts: &Options, blessed: &mut Vec<PathBuf>, wanted:
     if d.stages.contains("opt") {
         let p = sibling("opt.ir");
         wanted.insert(p.clone());
-        snapshot(&p, &kiln_ir::write_module(&compiled.optimized), opts, blessed)?;
+        snapshot(
+            &p,
+            &kiln_ir::write_module(&compiled.optimized),
+            opts,
+            blessed,
+        )?;
     }
 
     let stmts = &compiled.program.script.stmts;
@@ -346,7 +458,12 @@ fn let_value(s: &TStmt) -> &TExpr {
     }
 }
 
-fn run_line(c: &crate::Compiled, pair: &[TStmt], expect: &Expect, opts: &Options) -> Result<(), String> {
+fn run_line(
+    c: &crate::Compiled,
+    pair: &[TStmt],
+    expect: &Expect,
+    opts: &Options,
+) -> Result<(), String> {
     let mut reference: Option<(String, Result<Vec<Scalar>, String>)> = None;
     for exec in &opts.executors {
         let mut ev = Evaluator::new(c, exec.as_ref());
@@ -354,8 +471,13 @@ fn run_line(c: &crate::Compiled, pair: &[TStmt], expect: &Expect, opts: &Options
         let actual = ev.run_stmts(&pair[..1], &mut out).map(|_| ());
         let result: Result<Vec<Scalar>, String> = match actual {
             Ok(()) => {
-                let TStmt::Let { locals, .. } = &pair[0] else { unreachable!("a let") };
-                Ok(ev.value(locals[0]).map(<[Scalar]>::to_vec).unwrap_or_default())
+                let TStmt::Let { locals, .. } = &pair[0] else {
+                    unreachable!("a let")
+                };
+                Ok(ev
+                    .value(locals[0])
+                    .map(<[Scalar]>::to_vec)
+                    .unwrap_or_default())
             }
             Err(Error::Runtime { error, .. }) => Err(error.to_string()),
             Err(e) => return Err(format!("{} failed: {e}", exec.name())),
@@ -368,14 +490,20 @@ fn run_line(c: &crate::Compiled, pair: &[TStmt], expect: &Expect, opts: &Options
                 _ => false,
             };
             if !agree {
-                return Err(format!("executors disagree: {ref_name} gave {ref_result:?}, {} gave {result:?}", exec.name()));
+                return Err(format!(
+                    "executors disagree: {ref_name} gave {ref_result:?}, {} gave {result:?}",
+                    exec.name()
+                ));
             }
             continue;
         }
         match (expect, &result) {
             (Expect::RuntimeError(_, _, msg), Err(e)) if e.contains(msg.as_str()) => {}
             (Expect::RuntimeError(_, _, msg), other) => {
-                return Err(format!("expected a runtime error containing {msg:?}, got {other:?} ({})", exec.name()))
+                return Err(format!(
+                    "expected a runtime error containing {msg:?}, got {other:?} ({})",
+                    exec.name()
+                ))
             }
             (_, Err(e)) => return Err(format!("runtime error: {e} ({})", exec.name())),
             (Expect::Nan(..), Ok(v)) => {
@@ -384,11 +512,22 @@ fn run_line(c: &crate::Compiled, pair: &[TStmt], expect: &Expect, opts: &Options
                 }
             }
             (Expect::Exact(..) | Expect::Ulps(..), Ok(v)) => {
-                ev.run_stmts(&pair[1..], &mut out).map_err(|e| format!("evaluating the expected value: {e}"))?;
-                let TStmt::Let { locals, .. } = &pair[1] else { unreachable!("a let") };
-                let want = ev.value(locals[0]).map(<[Scalar]>::to_vec).unwrap_or_default();
+                ev.run_stmts(&pair[1..], &mut out)
+                    .map_err(|e| format!("evaluating the expected value: {e}"))?;
+                let TStmt::Let { locals, .. } = &pair[1] else {
+                    unreachable!("a let")
+                };
+                let want = ev
+                    .value(locals[0])
+                    .map(<[Scalar]>::to_vec)
+                    .unwrap_or_default();
                 let ok = match expect {
-                    Expect::Ulps(.., n) => v.len() == want.len() && v.iter().zip(&want).all(|(a, b)| a.same(*b) || ulps_apart(*a, *b).is_some_and(|d| d <= *n)),
+                    Expect::Ulps(.., n) => {
+                        v.len() == want.len()
+                            && v.iter().zip(&want).all(|(a, b)| {
+                                a.same(*b) || ulps_apart(*a, *b).is_some_and(|d| d <= *n)
+                            })
+                    }
                     _ => v.len() == want.len() && v.iter().zip(&want).all(|(a, b)| a.same(*b)),
                 };
                 if !ok {
@@ -409,7 +548,12 @@ fn run_line(c: &crate::Compiled, pair: &[TStmt], expect: &Expect, opts: &Options
     Ok(())
 }
 
-fn run_script(c: &crate::Compiled, script: &[TStmt], d: &Directives, opts: &Options) -> Result<(), String> {
+fn run_script(
+    c: &crate::Compiled,
+    script: &[TStmt],
+    d: &Directives,
+    opts: &Options,
+) -> Result<(), String> {
     let mut reference: Option<(String, String, Option<String>)> = None;
     for exec in &opts.executors {
         let mut ev = Evaluator::new(c, exec.as_ref());
@@ -427,13 +571,26 @@ fn run_script(c: &crate::Compiled, script: &[TStmt], d: &Directives, opts: &Opti
         }
         let lines: Vec<&str> = out.lines().collect();
         if lines != d.out.iter().map(String::as_str).collect::<Vec<_>>() {
-            let diff = similar::TextDiff::from_lines(&d.out.join("\n"), &lines.join("\n")).unified_diff().header("expected (// out:)", "actual").to_string();
-            return Err(format!("script output differs ({}):\n{diff}{}", exec.name(), err.map(|e| format!("\nand it failed: {e}")).unwrap_or_default()));
+            let diff = similar::TextDiff::from_lines(&d.out.join("\n"), &lines.join("\n"))
+                .unified_diff()
+                .header("expected (// out:)", "actual")
+                .to_string();
+            return Err(format!(
+                "script output differs ({}):\n{diff}{}",
+                exec.name(),
+                err.map(|e| format!("\nand it failed: {e}"))
+                    .unwrap_or_default()
+            ));
         }
         match (&d.script_error, &err) {
             (None, None) => {}
             (Some(want), Some(got)) if got.contains(want.as_str()) => {}
-            (want, got) => return Err(format!("script error: expected {want:?}, got {got:?} ({})", exec.name())),
+            (want, got) => {
+                return Err(format!(
+                    "script error: expected {want:?}, got {got:?} ({})",
+                    exec.name()
+                ))
+            }
         }
         reference = Some((exec.name().to_string(), out, err));
     }
@@ -460,7 +617,10 @@ fn error_case(
     let mut expected = d.errors.clone();
     for diag in diags.items() {
         let line = diag.labels.first().map_or(0, |l| line_of(l.range.start));
-        match expected.iter().position(|(l, m)| *l == line && diag.message.contains(m.as_str())) {
+        match expected
+            .iter()
+            .position(|(l, m)| *l == line && diag.message.contains(m.as_str()))
+        {
             Some(i) => {
                 expected.remove(i);
             }
@@ -470,7 +630,10 @@ fn error_case(
     if !expected.is_empty() || !unmatched.is_empty() {
         let mut msg = String::new();
         for (l, m) in &expected {
-            let _ = writeln!(msg, "expected error on line {l} containing {m:?} was not reported");
+            let _ = writeln!(
+                msg,
+                "expected error on line {l} containing {m:?} was not reported"
+            );
         }
         for (l, m) in &unmatched {
             let _ = writeln!(msg, "unexpected error on line {l}: {m}");

@@ -53,7 +53,10 @@ impl Diagnostics {
         for d in &self.diags {
             match term::emit_into_string(&config, &self.files, d) {
                 Ok(s) => out.push_str(&s),
-                Err(e) => out.push_str(&format!("error: {} (and the diagnostic could not be rendered: {e})\n", d.message)),
+                Err(e) => out.push_str(&format!(
+                    "error: {} (and the diagnostic could not be rendered: {e})\n",
+                    d.message
+                )),
             }
         }
         out
@@ -147,7 +150,11 @@ fn diags(name: &str, src: &str, diags: Vec<Diag>) -> Diagnostics {
 }
 
 /// Compiles an already parsed (and possibly augmented) module of the file `name`.
-pub fn compile_parsed(name: &str, src: &str, ast: &kiln_syntax::ast::Module) -> Result<Compiled, Error> {
+pub fn compile_parsed(
+    name: &str,
+    src: &str,
+    ast: &kiln_syntax::ast::Module,
+) -> Result<Compiled, Error> {
     let (program, errors) = kiln_front::check(0, src, ast);
     if !errors.is_empty() {
         return Err(Error::Compile(diags(name, src, errors)));
@@ -160,7 +167,10 @@ pub fn compile_parsed(name: &str, src: &str, ast: &kiln_syntax::ast::Module) -> 
         }
     }
     for (i, item) in program.items.iter().enumerate() {
-        if matches!(item.kind, kiln_syntax::ast::ItemKind::Gufunc | kiln_syntax::ast::ItemKind::Kernel) {
+        if matches!(
+            item.kind,
+            kiln_syntax::ast::ItemKind::Gufunc | kiln_syntax::ast::ItemKind::Kernel
+        ) {
             continue;
         }
         let id = kiln_front::ItemId(i as u32);
@@ -178,7 +188,9 @@ pub fn compile_parsed(name: &str, src: &str, ast: &kiln_syntax::ast::Module) -> 
     if !errors.is_empty() {
         errors.sort_by_key(kiln_front::diag::sort_key);
         // A literal that fits no specialisation is reported once, for the first.
-        errors.dedup_by(|a, b| a.labels.first().map(|l| l.range.clone()) == b.labels.first().map(|l| l.range.clone()));
+        errors.dedup_by(|a, b| {
+            a.labels.first().map(|l| l.range.clone()) == b.labels.first().map(|l| l.range.clone())
+        });
         return Err(Error::Compile(diags(name, src, errors)));
     }
     let module = lowerer.finish();
@@ -188,13 +200,32 @@ pub fn compile_parsed(name: &str, src: &str, ast: &kiln_syntax::ast::Module) -> 
     kiln_ir::verify(&optimized)?;
     let mut files = SimpleFiles::new();
     files.add(name.to_string(), src.to_string());
-    Ok(Compiled { files, name: name.to_string(), program, module, optimized })
+    Ok(Compiled {
+        files,
+        name: name.to_string(),
+        program,
+        module,
+        optimized,
+    })
+}
+
+impl fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compiled")
+            .field("name", &self.name)
+            .field("items", &self.program.items.len())
+            .field("kernels", &self.module.kernels.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Compiled {
     /// Renders diagnostics produced later against this file (script and run-line errors).
     pub fn diagnostics(&self, diags: Vec<Diag>) -> Diagnostics {
-        Diagnostics { files: self.files.clone(), diags }
+        Diagnostics {
+            files: self.files.clone(),
+            diags,
+        }
     }
 
     /// A runtime error as a diagnostic pointing into this file's source, when it has a
@@ -202,16 +233,31 @@ impl Compiled {
     pub fn runtime_diagnostic(&self, e: &RuntimeError) -> Option<Diagnostics> {
         let loc = e.loc?;
         let src = &self.program.src;
-        let line_start = *self.program.line_starts.get(loc.line.checked_sub(1)? as usize)?;
-        let offset = src[line_start..].char_indices().nth(loc.col.saturating_sub(1) as usize).map_or(src.len(), |(i, _)| line_start + i);
+        let line_start = *self
+            .program
+            .line_starts
+            .get(loc.line.checked_sub(1)? as usize)?;
+        let offset = src[line_start..]
+            .char_indices()
+            .nth(loc.col.saturating_sub(1) as usize)
+            .map_or(src.len(), |(i, _)| line_start + i);
         let end = (offset + loc.len.max(1) as usize).min(src.len());
-        let d = kiln_front::diag::error(0, kiln_syntax::Span::new(offset, end), e.kind.to_string(), format!("in `{}`", e.kernel));
+        let d = kiln_front::diag::error(
+            0,
+            kiln_syntax::Span::new(offset, end),
+            e.kind.to_string(),
+            format!("in `{}`", e.kernel),
+        );
         Some(self.diagnostics(vec![d]))
     }
 
     /// The kernel for item `name` specialised for `types` (empty for a non-generic item).
     pub fn kernel(&self, name: &str, types: &[ScalarType], optimized: bool) -> Option<KernelId> {
-        let m = if optimized { &self.optimized } else { &self.module };
+        let m = if optimized {
+            &self.optimized
+        } else {
+            &self.module
+        };
         m.find(&kiln_front::instance_name(name, types))
     }
 
@@ -222,17 +268,35 @@ impl Compiled {
     }
 
     /// Like [`Compiled::call`], on any executor.
-    pub fn call_on(&self, exec: &dyn Executor, name: &str, args: &[Scalar]) -> Result<Vec<Scalar>, Error> {
-        let (_, item) = self.program.item(name).ok_or_else(|| Error::Usage(format!("no item named `{name}`")))?;
+    pub fn call_on(
+        &self,
+        exec: &dyn Executor,
+        name: &str,
+        args: &[Scalar],
+    ) -> Result<Vec<Scalar>, Error> {
+        let (_, item) = self
+            .program
+            .item(name)
+            .ok_or_else(|| Error::Usage(format!("no item named `{name}`")))?;
         let targs = infer_type_args(item, args).ok_or_else(|| {
             let tys: Vec<&str> = args.iter().map(|a| a.ty().name()).collect();
-            Error::Usage(format!("`{name}` cannot be called with ({})", tys.join(", ")))
+            Error::Usage(format!(
+                "`{name}` cannot be called with ({})",
+                tys.join(", ")
+            ))
         })?;
-        let m = if exec.wants_optimized() { &self.optimized } else { &self.module };
+        let m = if exec.wants_optimized() {
+            &self.optimized
+        } else {
+            &self.module
+        };
         let id = self
             .kernel(name, &targs, exec.wants_optimized())
             .ok_or_else(|| Error::Usage(format!("`{name}` has no specialisation for {targs:?}")))?;
-        exec.call(m, id, args).map_err(|error| Error::Runtime { error, file: Some(self.name.clone()) })
+        exec.call(m, id, args).map_err(|error| Error::Runtime {
+            error,
+            file: Some(self.name.clone()),
+        })
     }
 }
 

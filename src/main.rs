@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use kiln::{Error, Executor, Interpreter, ScalarType};
 
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "Kiln: a JIT compiler for array kernels")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Kiln: a JIT compiler for array kernels"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -70,10 +74,18 @@ fn read_source(path: &Path) -> Result<(String, String), Error> {
     let name = path.display().to_string();
     let bytes = if name == "-" {
         let mut b = Vec::new();
-        std::io::stdin().read_to_end(&mut b).map_err(|error| Error::Io { path: name.clone(), error })?;
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .map_err(|error| Error::Io {
+                path: name.clone(),
+                error,
+            })?;
         b
     } else {
-        std::fs::read(path).map_err(|error| Error::Io { path: name.clone(), error })?
+        std::fs::read(path).map_err(|error| Error::Io {
+            path: name.clone(),
+            error,
+        })?
     };
     match String::from_utf8(bytes) {
         Ok(s) => Ok((name, s)),
@@ -81,7 +93,9 @@ fn read_source(path: &Path) -> Result<(String, String), Error> {
             let at = e.utf8_error().valid_up_to();
             let bytes = e.as_bytes();
             let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-            Err(Error::Usage(format!("{name}:{line}: the file is not valid UTF-8 (byte {at})")))
+            Err(Error::Usage(format!(
+                "{name}:{line}: the file is not valid UTF-8 (byte {at})"
+            )))
         }
     }
 }
@@ -102,7 +116,13 @@ fn run_script(name: &str, src: &str, exec: &dyn Executor) -> Result<(), Error> {
     }
 }
 
-fn emit(stage: Stage, name: &str, src: &str, item: Option<&str>, types: &[String]) -> Result<String, Error> {
+fn emit(
+    stage: Stage,
+    name: &str,
+    src: &str,
+    item: Option<&str>,
+    types: &[String],
+) -> Result<String, Error> {
     if let Stage::Ast = stage {
         let ast = kiln::parse(name, src)?;
         let entries: Vec<_> = ast
@@ -124,23 +144,38 @@ fn emit(stage: Stage, name: &str, src: &str, item: Option<&str>, types: &[String
     let Some(item_name) = item else {
         return Ok(kiln_ir::write_module(module));
     };
-    let (_, it) = compiled.program.item(item_name).ok_or_else(|| Error::Usage(format!("no item named `{item_name}`")))?;
+    let (_, it) = compiled
+        .program
+        .item(item_name)
+        .ok_or_else(|| Error::Usage(format!("no item named `{item_name}`")))?;
     let mut tys = Vec::new();
     for t in types {
-        tys.push(ScalarType::from_name(t.trim()).ok_or_else(|| Error::Usage(format!("unknown type `{t}`")))?);
+        tys.push(
+            ScalarType::from_name(t.trim())
+                .ok_or_else(|| Error::Usage(format!("unknown type `{t}`")))?,
+        );
     }
     let targs = if tys.len() == it.generics.len() {
         tys
     } else {
         let args: Vec<kiln::Scalar> = tys.iter().map(|&t| kiln::Scalar::from_bits(t, 0)).collect();
         kiln::infer_type_args(it, &args).ok_or_else(|| {
-            let gen: Vec<String> = it.generics.iter().map(|(n, c)| format!("{n}: {}", c.name())).collect();
-            Error::Usage(format!("`{item_name}` needs --types for <{}> (or one type per parameter)", gen.join(", ")))
+            let gen: Vec<String> = it
+                .generics
+                .iter()
+                .map(|(n, c)| format!("{n}: {}", c.name()))
+                .collect();
+            Error::Usage(format!(
+                "`{item_name}` needs --types for <{}> (or one type per parameter)",
+                gen.join(", ")
+            ))
         })?
     };
     let id = compiled
         .kernel(item_name, &targs, matches!(stage, Stage::Opt))
-        .ok_or_else(|| Error::Usage(format!("`{item_name}` has no specialisation for {targs:?}")))?;
+        .ok_or_else(|| {
+            Error::Usage(format!("`{item_name}` has no specialisation for {targs:?}"))
+        })?;
     Ok(kiln_ir::write_kernel(module.kernel(id)))
 }
 
@@ -151,7 +186,10 @@ fn test(dir: &Path, bless: bool) -> Result<bool, Error> {
         Ok(()) => println!("ok      {}", path.display()),
         Err(_) => println!("FAILED  {}", path.display()),
     })
-    .map_err(|error| Error::Io { path: dir.display().to_string(), error })?;
+    .map_err(|error| Error::Io {
+        path: dir.display().to_string(),
+        error,
+    })?;
     for (path, why) in &report.failed {
         println!("\n---- {} ----\n{why}", path.display());
     }
@@ -159,7 +197,12 @@ fn test(dir: &Path, bless: bool) -> Result<bool, Error> {
         println!("blessed {}", p.display());
     }
     let names: Vec<&str> = opts.executors.iter().map(|e| e.name()).collect();
-    println!("\n{} passed, {} failed (executors: {})", report.passed, report.failed.len(), names.join(", "));
+    println!(
+        "\n{} passed, {} failed (executors: {})",
+        report.passed,
+        report.failed.len(),
+        names.join(", ")
+    );
     Ok(report.failed.is_empty())
 }
 
@@ -175,7 +218,11 @@ fn real_main() -> Result<bool, Error> {
             run_script(&name, &src, &Interpreter::new(u64::MAX))?;
             Ok(true)
         }
-        Some(Command::Run { file, backend, fuel }) => {
+        Some(Command::Run {
+            file,
+            backend,
+            fuel,
+        }) => {
             let (name, src) = read_source(&file)?;
             let exec = match backend {
                 Backend::Interp => Interpreter::new(fuel.unwrap_or(u64::MAX)),
@@ -186,10 +233,20 @@ fn real_main() -> Result<bool, Error> {
         Some(Command::Check { file }) => {
             let (name, src) = read_source(&file)?;
             let c = kiln::compile(&name, &src)?;
-            println!("{name}: ok ({} items, {} consts, {} script statements)", c.program.items.len(), c.program.consts.len(), c.program.script.stmts.len());
+            println!(
+                "{name}: ok ({} items, {} consts, {} script statements)",
+                c.program.items.len(),
+                c.program.consts.len(),
+                c.program.script.stmts.len()
+            );
             Ok(true)
         }
-        Some(Command::Emit { stage, file, item, types }) => {
+        Some(Command::Emit {
+            stage,
+            file,
+            item,
+            types,
+        }) => {
             let (name, src) = read_source(&file)?;
             print!("{}", emit(stage, &name, &src, item.as_deref(), &types)?);
             Ok(true)
@@ -201,10 +258,18 @@ fn real_main() -> Result<bool, Error> {
 fn main() -> ExitCode {
     // The compiler recurses over syntax trees whose depth the parser bounds; a large stack
     // keeps that bound far from the limit even in debug builds.
-    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(real_main);
+    let worker = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(real_main);
     let result = match worker {
-        Ok(handle) => handle.join().unwrap_or_else(|_| Err(Error::Usage("internal error: the compiler panicked (this is a bug)".into()))),
-        Err(e) => Err(Error::Usage(format!("cannot start the compiler thread: {e}"))),
+        Ok(handle) => handle.join().unwrap_or_else(|_| {
+            Err(Error::Usage(
+                "internal error: the compiler panicked (this is a bug)".into(),
+            ))
+        }),
+        Err(e) => Err(Error::Usage(format!(
+            "cannot start the compiler thread: {e}"
+        ))),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

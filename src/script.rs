@@ -49,14 +49,24 @@ pub fn format_value(ty: &Ty, vals: &[Scalar]) -> String {
             let parts: Vec<String> = vals.iter().map(|v| v.to_string()).collect();
             format!("({})", parts.join(", "))
         }
-        _ => vals.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "),
+        _ => vals
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
 impl<'c> Evaluator<'c> {
     /// An evaluator for `c`'s script, running on `exec`.
     pub fn new(c: &'c Compiled, exec: &'c dyn Executor) -> Self {
-        Evaluator { c, exec, locals: &c.program.script.locals, values: HashMap::new(), thunks: HashMap::new() }
+        Evaluator {
+            c,
+            exec,
+            locals: &c.program.script.locals,
+            values: HashMap::new(),
+            thunks: HashMap::new(),
+        }
     }
 
     /// The current value of a script local.
@@ -83,7 +93,10 @@ impl<'c> Evaluator<'c> {
     }
 
     fn runtime(&self, error: kiln_interp::RuntimeError) -> Error {
-        Error::Runtime { error, file: Some(self.c.name.clone()) }
+        Error::Runtime {
+            error,
+            file: Some(self.c.name.clone()),
+        }
     }
 
     /// Evaluates an expression of the script.
@@ -96,11 +109,14 @@ impl<'c> Evaluator<'c> {
             let targs: Vec<_> = targs.iter().map(|t| t.flatten(&[])[0]).collect();
             let item = &self.c.program.items[id.0 as usize];
             let opt = self.exec.wants_optimized();
-            let m = if opt { &self.c.optimized } else { &self.c.module };
-            let k = self
-                .c
-                .kernel(&item.name, &targs, opt)
-                .ok_or_else(|| Error::Usage(format!("no compiled specialisation of `{}`", item.name)))?;
+            let m = if opt {
+                &self.c.optimized
+            } else {
+                &self.c.module
+            };
+            let k = self.c.kernel(&item.name, &targs, opt).ok_or_else(|| {
+                Error::Usage(format!("no compiled specialisation of `{}`", item.name))
+            })?;
             return self.exec.call(m, k, &vals).map_err(|e| self.runtime(e));
         }
         let key = e as *const TExpr;
@@ -113,23 +129,35 @@ impl<'c> Evaluator<'c> {
         for l in &t.params {
             args.extend(self.values.get(l).cloned().unwrap_or_default());
         }
-        self.exec.call(&t.module, t.kernel, &args).map_err(|e| self.runtime(e))
+        self.exec
+            .call(&t.module, t.kernel, &args)
+            .map_err(|e| self.runtime(e))
     }
 
     fn compile_thunk(&self, e: &'c TExpr) -> Result<Thunk, Error> {
         let mut lw = Lowerer::new(&self.c.program);
-        let (kernel, params) = lw.thunk("<script>", self.locals, e).map_err(|d| Error::Compile(self.c.diagnostics(d)))?;
+        let (kernel, params) = lw
+            .thunk("<script>", self.locals, e)
+            .map_err(|d| Error::Compile(self.c.diagnostics(d)))?;
         let mut module = lw.finish();
         kiln_ir::verify(&module)?;
         if self.exec.wants_optimized() {
             kiln_opt::optimize(&mut module, cfg!(debug_assertions))?;
         }
-        Ok(Thunk { module, kernel, params })
+        Ok(Thunk {
+            module,
+            kernel,
+            params,
+        })
     }
 
     fn stmt(&mut self, s: &'c TStmt, out: &mut dyn Write) -> Result<Flow, Error> {
         match s {
-            TStmt::Let { locals, destructure, value } => {
+            TStmt::Let {
+                locals,
+                destructure,
+                value,
+            } => {
                 let vals = self.eval(value)?;
                 if *destructure {
                     for (l, v) in locals.iter().zip(vals) {
@@ -156,7 +184,10 @@ impl<'c> Evaluator<'c> {
                         }
                     }
                 }
-                writeln!(out, "{}", parts.join(" ")).map_err(|error| Error::Io { path: "<stdout>".into(), error })?;
+                writeln!(out, "{}", parts.join(" ")).map_err(|error| Error::Io {
+                    path: "<stdout>".into(),
+                    error,
+                })?;
                 Ok(Flow::Next)
             }
             TStmt::Expr(e) => self.stmt_expr(e, out),
@@ -196,7 +227,13 @@ impl<'c> Evaluator<'c> {
                 }
                 Ok(Flow::Next)
             }
-            TExprKind::For { var, start, end, inclusive, body } => {
+            TExprKind::For {
+                var,
+                start,
+                end,
+                inclusive,
+                body,
+            } => {
                 let as_i64 = |v: Vec<Scalar>| match v.first() {
                     Some(Scalar::I64(x)) => *x,
                     _ => 0,

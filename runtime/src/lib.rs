@@ -33,7 +33,10 @@ pub struct Interpreter {
 impl Interpreter {
     /// An interpreter over lowered IR with a budget of `fuel` instructions per call.
     pub fn new(fuel: u64) -> Self {
-        Interpreter { fuel, optimized: false }
+        Interpreter {
+            fuel,
+            optimized: false,
+        }
     }
 }
 

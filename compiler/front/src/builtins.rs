@@ -39,7 +39,9 @@ impl Builtin {
         if let Some(op) = UnaryOp::ALL.iter().find(|op| op.name() == name) {
             return match op {
                 UnaryOp::Neg | UnaryOp::Not => None,
-                UnaryOp::IsNan | UnaryOp::IsInf | UnaryOp::IsFinite => Some(Builtin::Predicate(*op)),
+                UnaryOp::IsNan | UnaryOp::IsInf | UnaryOp::IsFinite => {
+                    Some(Builtin::Predicate(*op))
+                }
                 _ => Some(Builtin::Unary(*op)),
             };
         }
@@ -65,7 +67,9 @@ impl Builtin {
             .filter(|op| !matches!(op, UnaryOp::Neg | UnaryOp::Not))
             .map(|op| op.name())
             .collect();
-        v.extend(["atan2", "pow", "hypot", "copysign", "min", "max", "fma", "clamp", "select", "assert"]);
+        v.extend([
+            "atan2", "pow", "hypot", "copysign", "min", "max", "fma", "clamp", "select", "assert",
+        ]);
         v
     }
 
@@ -86,8 +90,16 @@ impl Builtin {
         let t = |c: Class| Ty::Param(0, "T".into(), c);
         match self {
             Builtin::Unary(op) => {
-                let c = if op.float_only() { Class::Float } else { Class::Num };
-                Signature { class: Some(c), params: vec![t(c)], ret: t(c) }
+                let c = if op.float_only() {
+                    Class::Float
+                } else {
+                    Class::Num
+                };
+                Signature {
+                    class: Some(c),
+                    params: vec![t(c)],
+                    ret: t(c),
+                }
             }
             Builtin::Predicate(_) => Signature {
                 class: Some(Class::Float),
@@ -95,8 +107,16 @@ impl Builtin {
                 ret: Ty::BOOL,
             },
             Builtin::Binary(op) => {
-                let c = if op.float_only() { Class::Float } else { Class::Num };
-                Signature { class: Some(c), params: vec![t(c), t(c)], ret: t(c) }
+                let c = if op.float_only() {
+                    Class::Float
+                } else {
+                    Class::Num
+                };
+                Signature {
+                    class: Some(c),
+                    params: vec![t(c), t(c)],
+                    ret: t(c),
+                }
             }
             Builtin::Fma => Signature {
                 class: Some(Class::Float),
@@ -113,7 +133,11 @@ impl Builtin {
                 params: vec![Ty::BOOL, t(Class::Any), t(Class::Any)],
                 ret: t(Class::Any),
             },
-            Builtin::Assert => Signature { class: None, params: vec![Ty::BOOL], ret: Ty::Unit },
+            Builtin::Assert => Signature {
+                class: None,
+                params: vec![Ty::BOOL],
+                ret: Ty::Unit,
+            },
         }
     }
 }

@@ -17,7 +17,9 @@
 use std::collections::{HashMap, HashSet};
 
 use kiln_ir::ScalarType;
-use kiln_syntax::ast::{self, BinOp, Expr, ExprKind, ItemKind, Literal, Pattern, Stmt, StmtKind, TypeExpr, UnOp};
+use kiln_syntax::ast::{
+    self, BinOp, Expr, ExprKind, ItemKind, Literal, Pattern, Stmt, StmtKind, TypeExpr, UnOp,
+};
 use kiln_syntax::{FileId, Span};
 
 use crate::builtins::Builtin;
@@ -69,7 +71,11 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
         script_names: HashSet::new(),
     };
     for entry in &module.entries {
-        if let ast::TopLevel::Stmt(Stmt { kind: StmtKind::Let { pat, .. }, .. }) = entry {
+        if let ast::TopLevel::Stmt(Stmt {
+            kind: StmtKind::Let { pat, .. },
+            ..
+        }) = entry
+        {
             match pat {
                 Pattern::Name(n) => {
                     cx.script_names.insert(n.name.clone());
@@ -77,7 +83,11 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
                 Pattern::Tuple(ns, _) => cx.script_names.extend(ns.iter().map(|n| n.name.clone())),
             }
         }
-        if let ast::TopLevel::Stmt(Stmt { kind: StmtKind::Var { name, .. }, .. }) = entry {
+        if let ast::TopLevel::Stmt(Stmt {
+            kind: StmtKind::Var { name, .. },
+            ..
+        }) = entry
+        {
             cx.script_names.insert(name.name.clone());
         }
     }
@@ -85,14 +95,25 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
     let mut consts: Vec<&ast::ConstDef> = Vec::new();
     let mut seen: HashMap<String, Span> = HashMap::new();
     for entry in &module.entries {
-        let ast::TopLevel::Item(item) = entry else { continue };
+        let ast::TopLevel::Item(item) = entry else {
+            continue;
+        };
         let name = item.name();
         if let Some(&first) = seen.get(&name.name) {
-            let d = diag::error(file, name.span, format!("`{}` is defined twice", name.name), "redefined here");
-            cx.diags.push(diag::also(d, file, first, "first defined here"));
+            let d = diag::error(
+                file,
+                name.span,
+                format!("`{}` is defined twice", name.name),
+                "redefined here",
+            );
+            cx.diags
+                .push(diag::also(d, file, first, "first defined here"));
             continue;
         }
-        if Builtin::from_name(&name.name).is_some() || NamedConst::from_name(&name.name).is_some() || name.name == "print" {
+        if Builtin::from_name(&name.name).is_some()
+            || NamedConst::from_name(&name.name).is_some()
+            || name.name == "print"
+        {
             cx.diags.push(diag::error(
                 file,
                 name.span,
@@ -102,23 +123,35 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
             continue;
         }
         if ScalarType::from_name(&name.name).is_some() {
-            cx.diags.push(diag::error(file, name.span, format!("`{}` is a type name", name.name), "choose another name"));
+            cx.diags.push(diag::error(
+                file,
+                name.span,
+                format!("`{}` is a type name", name.name),
+                "choose another name",
+            ));
             continue;
         }
         seen.insert(name.name.clone(), name.span);
-        match item {
+        match item.as_ref() {
             ast::Item::Func(f) => {
                 let sig = cx.signature(f);
-                cx.item_ids.insert(f.name.name.clone(), ItemId(cx.sigs.len() as u32));
+                cx.item_ids
+                    .insert(f.name.name.clone(), ItemId(cx.sigs.len() as u32));
                 cx.sigs.push(sig);
                 funcs.push(f);
             }
             ast::Item::Const(c) => {
                 let ty = cx.resolve_type(&c.ty, &[]);
                 if !matches!(ty, Ty::Scalar(_) | Ty::Error) {
-                    cx.diags.push(diag::error(file, c.ty.span(), "a const must have a scalar type", "not a scalar type"));
+                    cx.diags.push(diag::error(
+                        file,
+                        c.ty.span(),
+                        "a const must have a scalar type",
+                        "not a scalar type",
+                    ));
                 }
-                cx.const_ids.insert(c.name.name.clone(), ConstId(cx.const_tys.len() as u32));
+                cx.const_ids
+                    .insert(c.name.name.clone(), ConstId(cx.const_tys.len() as u32));
                 cx.const_tys.push(ty);
                 consts.push(c);
             }
@@ -191,10 +224,18 @@ impl Checker<'_> {
                     .map(|t| t.name())
                     .chain(generics.iter().map(|(n, _)| n.as_str()))
                     .collect();
-                let mut d = diag::error(self.file, id.span, format!("unknown type `{}`", id.name), "not a type");
+                let mut d = diag::error(
+                    self.file,
+                    id.span,
+                    format!("unknown type `{}`", id.name),
+                    "not a type",
+                );
                 d = match diag::suggest(&id.name, candidates) {
                     Some(s) => diag::help(d, format!("did you mean `{s}`?")),
-                    None => diag::help(d, "the scalar types are bool, i32, i64, u32, u64, f32 and f64"),
+                    None => diag::help(
+                        d,
+                        "the scalar types are bool, i32, i64, u32, u64, f32 and f64",
+                    ),
                 };
                 self.diags.push(d);
                 Ty::Error
@@ -210,13 +251,22 @@ impl Checker<'_> {
                     out.push(r);
                 }
                 if out.len() < 2 {
-                    self.error(*span, "a tuple type needs at least two elements", "write the type without parentheses");
+                    self.error(
+                        *span,
+                        "a tuple type needs at least two elements",
+                        "write the type without parentheses",
+                    );
                     return Ty::Error;
                 }
                 Ty::Tuple(out)
             }
             TypeExpr::Array(_, _, span) => {
-                let d = diag::error(self.file, *span, "array types are not supported yet", "array type (milestone M2)");
+                let d = diag::error(
+                    self.file,
+                    *span,
+                    "array types are not supported yet",
+                    "array type (milestone M2)",
+                );
                 self.diags.push(diag::note(d, "array parameters belong to `gufunc` and `kernel` items, which come in milestone M2"));
                 Ty::Error
             }
@@ -226,24 +276,51 @@ impl Checker<'_> {
     fn signature(&mut self, f: &ast::FuncDef) -> Sig {
         let unsupported = matches!(f.kind, ItemKind::Gufunc | ItemKind::Kernel);
         if unsupported {
-            let what = if f.kind == ItemKind::Gufunc { "generalized ufuncs (`gufunc`)" } else { "index-space kernels (`kernel`)" };
-            let d = diag::error(self.file, f.header_span, format!("{what} are not supported yet"), "milestone M2");
+            let what = if f.kind == ItemKind::Gufunc {
+                "generalized ufuncs (`gufunc`)"
+            } else {
+                "index-space kernels (`kernel`)"
+            };
+            let d = diag::error(
+                self.file,
+                f.header_span,
+                format!("{what} are not supported yet"),
+                "milestone M2",
+            );
             self.diags.push(diag::note(d, "Kiln v0 compiles `fn`, `ufunc` and `reduce` items; this item is parsed but not compiled"));
-            return Sig { kind: f.kind, generics: vec![], params: vec![], ret: Ty::Error, unsupported };
+            return Sig {
+                kind: f.kind,
+                generics: vec![],
+                params: vec![],
+                ret: Ty::Error,
+                unsupported,
+            };
         }
         let mut generics = Vec::new();
         for g in &f.generics {
             let class = match Class::from_name(&g.class.name) {
                 Some(c) => c,
                 None => {
-                    let mut d = diag::error(self.file, g.class.span, format!("unknown type class `{}`", g.class.name), "not a class");
+                    let mut d = diag::error(
+                        self.file,
+                        g.class.span,
+                        format!("unknown type class `{}`", g.class.name),
+                        "not a class",
+                    );
                     d = diag::help(d, "the classes are `float` (f32, f64), `int` (i32, i64, u32, u64) and `num` (both)");
                     self.diags.push(d);
                     Class::Num
                 }
             };
-            if generics.iter().any(|(n, _): &(String, Class)| *n == g.name.name) {
-                self.error(g.name.span, format!("generic parameter `{}` is declared twice", g.name.name), "declared again");
+            if generics
+                .iter()
+                .any(|(n, _): &(String, Class)| *n == g.name.name)
+            {
+                self.error(
+                    g.name.span,
+                    format!("generic parameter `{}` is declared twice", g.name.name),
+                    "declared again",
+                );
             }
             generics.push((g.name.name.clone(), class));
         }
@@ -251,9 +328,17 @@ impl Checker<'_> {
         for p in &f.params {
             let t = self.resolve_type(&p.ty, &generics);
             if p.is_out {
-                self.error(p.span, "`out` parameters are not supported yet", "milestone M2 (gufunc and kernel)");
+                self.error(
+                    p.span,
+                    "`out` parameters are not supported yet",
+                    "milestone M2 (gufunc and kernel)",
+                );
             } else if !t.is_single() {
-                self.error(p.ty.span(), "a parameter must have a scalar type", "not a scalar type");
+                self.error(
+                    p.ty.span(),
+                    "a parameter must have a scalar type",
+                    "not a scalar type",
+                );
             }
             params.push(t);
         }
@@ -262,36 +347,75 @@ impl Checker<'_> {
             None => Ty::Unit,
         };
         for (i, (name, _)) in generics.iter().enumerate() {
-            let used = params.iter().any(|p| matches!(p, Ty::Param(j, ..) if *j == i as u32));
+            let used = params
+                .iter()
+                .any(|p| matches!(p, Ty::Param(j, ..) if *j == i as u32));
             if !used {
                 let span = f.generics[i].name.span;
-                self.error(span, format!("generic parameter `{name}` is not used by any parameter"), "its type could never be inferred");
+                self.error(
+                    span,
+                    format!("generic parameter `{name}` is not used by any parameter"),
+                    "its type could never be inferred",
+                );
             }
         }
         match f.kind {
             ItemKind::Ufunc if ret == Ty::Unit && !f.params.iter().any(|p| p.is_out) => {
-                self.error(f.header_span, "a ufunc must return a value", "add `-> T` to the header");
+                self.error(
+                    f.header_span,
+                    "a ufunc must return a value",
+                    "add `-> T` to the header",
+                );
             }
             ItemKind::Reduce => {
-                let ok = params.len() == 2 && params[0] == params[1] && params[0] == ret && ret.is_single();
+                let ok = params.len() == 2
+                    && params[0] == params[1]
+                    && params[0] == ret
+                    && ret.is_single();
                 if !ok {
-                    let d = diag::error(self.file, f.header_span, "a reduce takes two parameters and returns one value, all of one type", "wrong signature");
-                    self.diags.push(diag::help(d, "write it as `reduce name(a: T, b: T) -> T identity e { ... }`"));
+                    let d = diag::error(
+                        self.file,
+                        f.header_span,
+                        "a reduce takes two parameters and returns one value, all of one type",
+                        "wrong signature",
+                    );
+                    self.diags.push(diag::help(
+                        d,
+                        "write it as `reduce name(a: T, b: T) -> T identity e { ... }`",
+                    ));
                 }
                 if f.identity.is_none() {
-                    self.error(f.header_span, "a reduce needs an identity", "add `identity e` before the body");
+                    self.error(
+                        f.header_span,
+                        "a reduce needs an identity",
+                        "add `identity e` before the body",
+                    );
                 }
             }
             _ => {
                 if f.identity.is_some() {
-                    self.error(f.header_span, format!("only a reduce has an identity, not a {}", f.kind.keyword()), "remove `identity ...`");
+                    self.error(
+                        f.header_span,
+                        format!("only a reduce has an identity, not a {}", f.kind.keyword()),
+                        "remove `identity ...`",
+                    );
                 }
             }
         }
         if f.over.is_some() && !unsupported {
-            self.error(f.header_span, "only a `kernel` has an `over` clause", "remove `over ...`");
+            self.error(
+                f.header_span,
+                "only a `kernel` has an `over` clause",
+                "remove `over ...`",
+            );
         }
-        Sig { kind: f.kind, generics, params, ret, unsupported }
+        Sig {
+            kind: f.kind,
+            generics,
+            params,
+            ret,
+            unsupported,
+        }
     }
 
     fn check_const(&mut self, id: ConstId, c: &ast::ConstDef) -> CheckedConst {
@@ -300,7 +424,14 @@ impl Checker<'_> {
         let v = body.expr(&c.value);
         let value = body.coerce(v, &ty, Some(c.ty.span()));
         let locals = body.locals;
-        CheckedConst { name: c.name.name.clone(), ty, value, locals, doc: c.doc.clone(), span: c.span }
+        CheckedConst {
+            name: c.name.name.clone(),
+            ty,
+            value,
+            locals,
+            doc: c.doc.clone(),
+            span: c.span,
+        }
     }
 
     fn check_item(&mut self, id: ItemId, f: &ast::FuncDef) -> CheckedItem {
@@ -312,7 +443,11 @@ impl Checker<'_> {
             params: vec![],
             ret: sig.ret.clone(),
             identity: None,
-            body: TExpr { kind: TExprKind::Error, ty: Ty::Error, span: f.body.span },
+            body: TExpr {
+                kind: TExprKind::Error,
+                ty: Ty::Error,
+                span: f.body.span,
+            },
             locals: vec![],
             doc: f.doc.clone(),
             header_span: f.header_span,
@@ -326,14 +461,26 @@ impl Checker<'_> {
             let before = body.cx.diags.len();
             item.identity = Some(body.coerce(v, &sig.ret, f.ret.as_ref().map(TypeExpr::span)));
             if let Some(d) = body.cx.diags.get_mut(before) {
-                d.message = format!("the identity of `{}` must have its result type: {}", f.name.name, d.message);
+                d.message = format!(
+                    "the identity of `{}` must have its result type: {}",
+                    f.name.name, d.message
+                );
             }
         }
-        let mut body = Body::new(self, Owner::Item(id), sig.generics.clone(), Some(sig.ret.clone()));
+        let mut body = Body::new(
+            self,
+            Owner::Item(id),
+            sig.generics.clone(),
+            Some(sig.ret.clone()),
+        );
         body.scopes.push(HashMap::new());
         for (p, ty) in f.params.iter().zip(&sig.params) {
             if body.scopes[0].contains_key(&p.name.name) {
-                body.cx.error(p.name.span, format!("parameter `{}` is declared twice", p.name.name), "declared again");
+                body.cx.error(
+                    p.name.span,
+                    format!("parameter `{}` is declared twice", p.name.name),
+                    "declared again",
+                );
             }
             let local = body.declare_as(&p.name, ty.clone(), false, LocalOrigin::Param);
             item.params.push((p.name.name.clone(), ty.clone(), local));
@@ -344,7 +491,10 @@ impl Checker<'_> {
             let d = diag::error(
                 body.cx.file,
                 f.body.span,
-                format!("the body of `{}` has no value; expected `{}`", f.name.name, sig.ret),
+                format!(
+                    "the body of `{}` has no value; expected `{}`",
+                    f.name.name, sig.ret
+                ),
                 "no value",
             );
             let d = diag::help(d, "the last expression of a body is its value: remove the trailing `;`, or `return` a value");
@@ -367,7 +517,10 @@ impl Checker<'_> {
                 out.push(t);
             }
         }
-        Script { stmts: out, locals: body.locals }
+        Script {
+            stmts: out,
+            locals: body.locals,
+        }
     }
 
     fn check_recursion(&mut self, items: &[CheckedItem]) {
@@ -404,12 +557,22 @@ impl Checker<'_> {
                             let mut key = cycle.clone();
                             key.sort();
                             if reported.insert(key) {
-                                let mut names: Vec<&str> = cycle.iter().map(|c| items[c.0 as usize].name.as_str()).collect();
+                                let mut names: Vec<&str> = cycle
+                                    .iter()
+                                    .map(|c| items[c.0 as usize].name.as_str())
+                                    .collect();
                                 names.push(&items[next.0 as usize].name);
                                 let d = diag::error(
                                     self.file,
                                     span,
-                                    format!("recursive call: {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ")),
+                                    format!(
+                                        "recursive call: {}",
+                                        names
+                                            .iter()
+                                            .map(|n| format!("`{n}`"))
+                                            .collect::<Vec<_>>()
+                                            .join(" → ")
+                                    ),
                                     "this call closes the cycle",
                                 );
                                 let d = diag::note(d, "calls of `fn`, `ufunc` and `reduce` items are inlined, so recursion is not allowed; use a loop");
@@ -440,10 +603,17 @@ impl Checker<'_> {
             }
             // Does `start` reach itself? (Consts are few; a walk per const is fine.)
             let mut seen = HashSet::new();
-            let mut work: Vec<ConstId> = graph.get(&start).map(|v| v.iter().map(|e| e.0).collect()).unwrap_or_default();
+            let mut work: Vec<ConstId> = graph
+                .get(&start)
+                .map(|v| v.iter().map(|e| e.0).collect())
+                .unwrap_or_default();
             while let Some(n) = work.pop() {
                 if n == start {
-                    self.error(c.span, format!("const `{}` depends on itself", c.name), "its value refers back to it");
+                    self.error(
+                        c.span,
+                        format!("const `{}` depends on itself", c.name),
+                        "its value refers back to it",
+                    );
                     // One error per cycle: the other consts on it are not reported again.
                     in_reported.extend(seen.iter().copied());
                     break;
@@ -481,8 +651,22 @@ struct Body<'c, 's> {
 }
 
 impl<'c, 's> Body<'c, 's> {
-    fn new(cx: &'c mut Checker<'s>, owner: Owner, generics: Vec<(String, Class)>, ret: Option<Ty>) -> Self {
-        Body { cx, owner, generics, ret, locals: vec![], scopes: vec![HashMap::new()], loop_depth: 0, script_level: false }
+    fn new(
+        cx: &'c mut Checker<'s>,
+        owner: Owner,
+        generics: Vec<(String, Class)>,
+        ret: Option<Ty>,
+    ) -> Self {
+        Body {
+            cx,
+            owner,
+            generics,
+            ret,
+            locals: vec![],
+            scopes: vec![HashMap::new()],
+            loop_depth: 0,
+            script_level: false,
+        }
     }
 
     fn file(&self) -> FileId {
@@ -493,10 +677,25 @@ impl<'c, 's> Body<'c, 's> {
         self.declare_as(name, ty, mutable, LocalOrigin::Binding)
     }
 
-    fn declare_as(&mut self, name: &ast::Ident, ty: Ty, mutable: bool, origin: LocalOrigin) -> LocalId {
+    fn declare_as(
+        &mut self,
+        name: &ast::Ident,
+        ty: Ty,
+        mutable: bool,
+        origin: LocalOrigin,
+    ) -> LocalId {
         let id = LocalId(self.locals.len() as u32);
-        self.locals.push(LocalInfo { name: name.name.clone(), ty, mutable, origin, span: name.span });
-        self.scopes.last_mut().expect("a scope is open").insert(name.name.clone(), id);
+        self.locals.push(LocalInfo {
+            name: name.name.clone(),
+            ty,
+            mutable,
+            origin,
+            span: name.span,
+        });
+        self.scopes
+            .last_mut()
+            .expect("a scope is open")
+            .insert(name.name.clone(), id);
         id
     }
 
@@ -505,7 +704,11 @@ impl<'c, 's> Body<'c, 's> {
     }
 
     fn error_expr(span: Span) -> TExpr {
-        TExpr { kind: TExprKind::Error, ty: Ty::Error, span }
+        TExpr {
+            kind: TExprKind::Error,
+            ty: Ty::Error,
+            span,
+        }
     }
 
     /// Checks that `e` can have type `want` and fixes its literal types. `why` points at the
@@ -538,20 +741,31 @@ impl<'c, 's> Body<'c, 's> {
     }
 
     fn conversion_help(&self, d: Diag, e: &TExpr, want: &Ty) -> Diag {
-        let castable = |t: &Ty| matches!(t, Ty::Scalar(_) | Ty::Param(..) | Ty::IntLit | Ty::FloatLit);
+        let castable =
+            |t: &Ty| matches!(t, Ty::Scalar(_) | Ty::Param(..) | Ty::IntLit | Ty::FloatLit);
         match (&e.ty, want) {
-            (Ty::Unit, _) if matches!(e.kind, TExprKind::If(_, _, None)) => {
-                diag::help(d, "an `if` without `else` has no value; add an `else` branch")
-            }
+            (Ty::Unit, _) if matches!(e.kind, TExprKind::If(_, _, None)) => diag::help(
+                d,
+                "an `if` without `else` has no value; add an `else` branch",
+            ),
             (from, Ty::Scalar(ScalarType::Bool)) if from.may_be(|s| s.is_numeric()) => {
                 let text = self.cx.snippet(value_span(e));
-                diag::help(d, format!("there is no truthiness; compare instead: `{text} != 0`"))
+                diag::help(
+                    d,
+                    format!("there is no truthiness; compare instead: `{text} != 0`"),
+                )
             }
             (Ty::Scalar(ScalarType::Bool), _) | (_, Ty::Scalar(ScalarType::Bool)) => d,
             (from, to) if castable(from) && castable(to) => {
                 let text = self.cx.snippet(value_span(e));
-                let simple = text.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
-                let text = if simple { text.to_string() } else { format!("({text})") };
+                let simple = text
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+                let text = if simple {
+                    text.to_string()
+                } else {
+                    format!("({text})")
+                };
                 diag::help(d, format!("convert with `as`: `{text} as {to}`"))
             }
             _ => d,
@@ -579,7 +793,11 @@ impl<'c, 's> Body<'c, 's> {
                 match pat {
                     Pattern::Name(name) => {
                         let local = self.declare(name, v.ty.clone(), false);
-                        Some(TStmt::Let { locals: vec![local], destructure: false, value: v })
+                        Some(TStmt::Let {
+                            locals: vec![local],
+                            destructure: false,
+                            value: v,
+                        })
                     }
                     Pattern::Tuple(names, span) => {
                         let parts = match &v.ty {
@@ -589,15 +807,28 @@ impl<'c, 's> Body<'c, 's> {
                                 let d = diag::error(
                                     self.file(),
                                     v.span,
-                                    format!("expected a tuple of {} values, found `{other}`", names.len()),
+                                    format!(
+                                        "expected a tuple of {} values, found `{other}`",
+                                        names.len()
+                                    ),
                                     format!("this is `{other}`"),
                                 );
-                                self.cx.diags.push(diag::also(d, self.file(), *span, "pattern"));
+                                self.cx
+                                    .diags
+                                    .push(diag::also(d, self.file(), *span, "pattern"));
                                 vec![Ty::Error; names.len()]
                             }
                         };
-                        let locals = names.iter().zip(parts).map(|(n, t)| self.declare(n, t, false)).collect();
-                        Some(TStmt::Let { locals, destructure: true, value: v })
+                        let locals = names
+                            .iter()
+                            .zip(parts)
+                            .map(|(n, t)| self.declare(n, t, false))
+                            .collect();
+                        Some(TStmt::Let {
+                            locals,
+                            destructure: true,
+                            value: v,
+                        })
                     }
                 }
             }
@@ -606,7 +837,11 @@ impl<'c, 's> Body<'c, 's> {
                 let v = self.binding_value(ty.as_ref(), value);
                 self.script_level = script_level;
                 let local = self.declare(name, v.ty.clone(), true);
-                Some(TStmt::Let { locals: vec![local], destructure: false, value: v })
+                Some(TStmt::Let {
+                    locals: vec![local],
+                    destructure: false,
+                    value: v,
+                })
             }
             StmtKind::Assign { target, op, value } => {
                 self.script_level = false;
@@ -618,7 +853,11 @@ impl<'c, 's> Body<'c, 's> {
                 if let ExprKind::Call(f, args) = &expr.kind {
                     if f.name == "print" && self.lookup_item(&f.name).is_none() {
                         if !script_level {
-                            self.cx.error(f.span, "`print` can only be used as a statement of a script", "not allowed here");
+                            self.cx.error(
+                                f.span,
+                                "`print` can only be used as a statement of a script",
+                                "not allowed here",
+                            );
                             return None;
                         }
                         self.script_level = false;
@@ -627,7 +866,11 @@ impl<'c, 's> Body<'c, 's> {
                             let t = self.expr(a);
                             let t = self.default(t);
                             if matches!(t.ty, Ty::Unit) {
-                                self.cx.error(a.span, "this expression has no value to print", "no value");
+                                self.cx.error(
+                                    a.span,
+                                    "this expression has no value to print",
+                                    "no value",
+                                );
                             }
                             targs.push(t);
                         }
@@ -635,7 +878,10 @@ impl<'c, 's> Body<'c, 's> {
                         return Some(TStmt::Print(targs, expr.span));
                     }
                 }
-                let block_like = matches!(expr.kind, ExprKind::If(..) | ExprKind::While(..) | ExprKind::For(..) | ExprKind::Block(_));
+                let block_like = matches!(
+                    expr.kind,
+                    ExprKind::If(..) | ExprKind::While(..) | ExprKind::For(..) | ExprKind::Block(_)
+                );
                 if !block_like {
                     self.script_level = false;
                 }
@@ -660,32 +906,64 @@ impl<'c, 's> Body<'c, 's> {
             }
         };
         if matches!(v.ty, Ty::Unit) {
-            let d = diag::error(self.file(), v.span, "this expression has no value", "no value to bind");
-            self.cx.diags.push(diag::help(d, "loops, `if` without `else` and blocks ending in `;` have no value"));
+            let d = diag::error(
+                self.file(),
+                v.span,
+                "this expression has no value",
+                "no value to bind",
+            );
+            self.cx.diags.push(diag::help(
+                d,
+                "loops, `if` without `else` and blocks ending in `;` have no value",
+            ));
             return Body::error_expr(v.span);
         }
         if v.ty == Ty::Str {
-            self.cx.error(v.span, "strings can only be passed to script builtins", "a string");
+            self.cx.error(
+                v.span,
+                "strings can only be passed to script builtins",
+                "a string",
+            );
             return Body::error_expr(v.span);
         }
         v
     }
 
-    fn assign(&mut self, target: &Expr, op: Option<BinOp>, value: &Expr, span: Span) -> Option<TStmt> {
+    fn assign(
+        &mut self,
+        target: &Expr,
+        op: Option<BinOp>,
+        value: &Expr,
+        span: Span,
+    ) -> Option<TStmt> {
         let name = match &target.kind {
             ExprKind::Name(n) => n,
             ExprKind::Index(..) => {
-                self.cx.error(target.span, "assignment to array elements is not supported yet", "arrays come in milestone M2");
+                self.cx.error(
+                    target.span,
+                    "assignment to array elements is not supported yet",
+                    "arrays come in milestone M2",
+                );
                 return None;
             }
             _ => {
-                self.cx.error(target.span, "cannot assign to this expression", "only a `var` can be assigned");
+                self.cx.error(
+                    target.span,
+                    "cannot assign to this expression",
+                    "only a `var` can be assigned",
+                );
                 return None;
             }
         };
         let Some(local) = self.lookup(&name.name) else {
-            if self.cx.const_ids.contains_key(&name.name) || NamedConst::from_name(&name.name).is_some() {
-                self.cx.error(name.span, format!("cannot assign to `{}`: it is a constant", name.name), "constants cannot change");
+            if self.cx.const_ids.contains_key(&name.name)
+                || NamedConst::from_name(&name.name).is_some()
+            {
+                self.cx.error(
+                    name.span,
+                    format!("cannot assign to `{}`: it is a constant", name.name),
+                    "constants cannot change",
+                );
                 let _ = self.expr(value);
                 return None;
             }
@@ -695,7 +973,15 @@ impl<'c, 's> Body<'c, 's> {
         };
         let info = self.locals[local.0 as usize].clone();
         if !info.mutable {
-            let d = diag::error(self.file(), name.span, format!("cannot assign to `{}`: it is not declared with `var`", name.name), "cannot assign");
+            let d = diag::error(
+                self.file(),
+                name.span,
+                format!(
+                    "cannot assign to `{}`: it is not declared with `var`",
+                    name.name
+                ),
+                "cannot assign",
+            );
             let d = diag::also(d, self.file(), info.span, "declared here");
             let d = match info.origin {
                 LocalOrigin::Binding => diag::help(d, format!("make it mutable: `var {} = ...`", name.name)),
@@ -710,7 +996,11 @@ impl<'c, 's> Body<'c, 's> {
         let new = match op {
             None => rhs,
             Some(op) => {
-                let cur = TExpr { kind: TExprKind::Local(local), ty: info.ty.clone(), span: name.span };
+                let cur = TExpr {
+                    kind: TExprKind::Local(local),
+                    ty: info.ty.clone(),
+                    span: name.span,
+                };
                 self.binary_typed(op, cur, rhs, span)
             }
         };
@@ -728,7 +1018,10 @@ impl<'c, 's> Body<'c, 's> {
     /// call's type parameter from its result.
     fn expr_hint(&mut self, e: &Expr, hint: Option<&Ty>) -> TExpr {
         let script_level = self.script_level;
-        if !matches!(e.kind, ExprKind::Block(_) | ExprKind::If(..) | ExprKind::While(..) | ExprKind::For(..)) {
+        if !matches!(
+            e.kind,
+            ExprKind::Block(_) | ExprKind::If(..) | ExprKind::While(..) | ExprKind::For(..)
+        ) {
             self.script_level = false;
         }
         let t = self.expr_inner(e, hint);
@@ -751,7 +1044,11 @@ impl<'c, 's> Body<'c, 's> {
             ExprKind::Cast(x, t) => self.cast(x, t, span),
             ExprKind::Call(f, args) => self.call(f, args, span, hint),
             ExprKind::Index(..) => {
-                self.cx.error(span, "indexing is not supported yet", "arrays come in milestone M2");
+                self.cx.error(
+                    span,
+                    "indexing is not supported yet",
+                    "arrays come in milestone M2",
+                );
                 Body::error_expr(span)
             }
             ExprKind::Tuple(items) => {
@@ -760,7 +1057,11 @@ impl<'c, 's> Body<'c, 's> {
                 for it in items {
                     let t = self.expr(it);
                     if !t.ty.is_single() {
-                        self.cx.error(it.span, "a tuple element must be a single value", format!("this is `{}`", t.ty));
+                        self.cx.error(
+                            it.span,
+                            "a tuple element must be a single value",
+                            format!("this is `{}`", t.ty),
+                        );
                         return Body::error_expr(span);
                     }
                     tys.push(t.ty.clone());
@@ -794,17 +1095,35 @@ impl<'c, 's> Body<'c, 's> {
                 self.loop_depth -= 1;
                 self.scopes.pop();
                 mk(
-                    TExprKind::For { var: local, start: Box::new(start), end: Box::new(end), inclusive: range.inclusive, body: Box::new(body) },
+                    TExprKind::For {
+                        var: local,
+                        start: Box::new(start),
+                        end: Box::new(end),
+                        inclusive: range.inclusive,
+                        body: Box::new(body),
+                    },
                     Ty::Unit,
                 )
             }
             ExprKind::Break | ExprKind::Continue => {
-                let word = if matches!(e.kind, ExprKind::Break) { "break" } else { "continue" };
+                let word = if matches!(e.kind, ExprKind::Break) {
+                    "break"
+                } else {
+                    "continue"
+                };
                 if self.loop_depth == 0 {
-                    self.cx.error(span, format!("`{word}` outside of a loop"), "not inside `while` or `for`");
+                    self.cx.error(
+                        span,
+                        format!("`{word}` outside of a loop"),
+                        "not inside `while` or `for`",
+                    );
                     return Body::error_expr(span);
                 }
-                let kind = if word == "break" { TExprKind::Break } else { TExprKind::Continue };
+                let kind = if word == "break" {
+                    TExprKind::Break
+                } else {
+                    TExprKind::Continue
+                };
                 mk(kind, Ty::Never)
             }
             ExprKind::Return(v) => {
@@ -814,13 +1133,21 @@ impl<'c, 's> Body<'c, 's> {
                         Owner::Const(_) => "a const initialiser",
                         Owner::Item(_) => "a reduce identity",
                     };
-                    self.cx.error(span, format!("`return` cannot be used in {what}"), "only allowed in a function body");
+                    self.cx.error(
+                        span,
+                        format!("`return` cannot be used in {what}"),
+                        "only allowed in a function body",
+                    );
                     return Body::error_expr(span);
                 };
                 let value = match v {
                     Some(v) => {
                         if ret == Ty::Unit {
-                            self.cx.error(v.span, "this function returns no value", "remove this value");
+                            self.cx.error(
+                                v.span,
+                                "this function returns no value",
+                                "remove this value",
+                            );
                             return Body::error_expr(span);
                         }
                         let t = self.expr_hint(v, Some(&ret));
@@ -828,7 +1155,11 @@ impl<'c, 's> Body<'c, 's> {
                     }
                     None => {
                         if ret != Ty::Unit && ret != Ty::Error {
-                            self.cx.error(span, format!("`return` needs a value of type `{ret}`"), "missing value");
+                            self.cx.error(
+                                span,
+                                format!("`return` needs a value of type `{ret}`"),
+                                "missing value",
+                            );
                             return Body::error_expr(span);
                         }
                         None
@@ -843,9 +1174,16 @@ impl<'c, 's> Body<'c, 's> {
     fn range_bound(&mut self, e: TExpr) -> TExpr {
         if let Ty::Scalar(s) = &e.ty {
             if *s != ScalarType::I64 {
-                let d = diag::error(self.file(), e.span, format!("range bounds must be `i64`, found `{s}`"), "not `i64`");
+                let d = diag::error(
+                    self.file(),
+                    e.span,
+                    format!("range bounds must be `i64`, found `{s}`"),
+                    "not `i64`",
+                );
                 let text = self.cx.snippet(e.span).to_string();
-                self.cx.diags.push(diag::help(d, format!("convert with `as`: `{text} as i64`")));
+                self.cx
+                    .diags
+                    .push(diag::help(d, format!("convert with `as`: `{text} as i64`")));
                 return Body::error_expr(e.span);
             }
         }
@@ -856,14 +1194,24 @@ impl<'c, 's> Body<'c, 's> {
         let (kind, ty) = match lit {
             Literal::Int { value, suffix } => {
                 let ty = match suffix {
-                    Some(s) => Ty::Scalar(ScalarType::from_name(s).expect("lexer suffixes are type names")),
+                    Some(s) => {
+                        Ty::Scalar(ScalarType::from_name(s).expect("lexer suffixes are type names"))
+                    }
                     None => Ty::IntLit,
                 };
-                (TLit::Int { magnitude: *value, negative: false }, ty)
+                (
+                    TLit::Int {
+                        magnitude: *value,
+                        negative: false,
+                    },
+                    ty,
+                )
             }
             Literal::Float { text, suffix } => {
                 let ty = match suffix {
-                    Some(s) => Ty::Scalar(ScalarType::from_name(s).expect("lexer suffixes are type names")),
+                    Some(s) => {
+                        Ty::Scalar(ScalarType::from_name(s).expect("lexer suffixes are type names"))
+                    }
                     None => Ty::FloatLit,
                 };
                 (TLit::Float(text.clone()), ty)
@@ -871,14 +1219,24 @@ impl<'c, 's> Body<'c, 's> {
             Literal::Bool(b) => (TLit::Bool(*b), Ty::BOOL),
             Literal::Str(s) => (TLit::Str(s.clone()), Ty::Str),
         };
-        TExpr { kind: TExprKind::Lit(kind), ty, span }
+        TExpr {
+            kind: TExprKind::Lit(kind),
+            ty,
+            span,
+        }
     }
 
     fn unknown_name(&mut self, n: &ast::Ident) {
-        let mut candidates: Vec<String> = self.scopes.iter().flat_map(|s| s.keys().cloned()).collect();
+        let mut candidates: Vec<String> =
+            self.scopes.iter().flat_map(|s| s.keys().cloned()).collect();
         candidates.extend(self.cx.const_ids.keys().cloned());
         candidates.extend(NamedConst::NAMES.iter().map(|s| s.to_string()));
-        let mut d = diag::error(self.file(), n.span, format!("unknown name `{}`", n.name), "not found in this scope");
+        let mut d = diag::error(
+            self.file(),
+            n.span,
+            format!("unknown name `{}`", n.name),
+            "not found in this scope",
+        );
         if self.owner != Owner::Script && self.cx.script_names.contains(&n.name) {
             d = diag::note(d, format!("`{}` is a script variable; items cannot see script variables: pass it as a parameter", n.name));
         } else if let Some(s) = diag::suggest(&n.name, candidates.iter().map(String::as_str)) {
@@ -895,20 +1253,36 @@ impl<'c, 's> Body<'c, 's> {
         let span = n.span;
         if let Some(local) = self.lookup(&n.name) {
             let ty = self.locals[local.0 as usize].ty.clone();
-            return TExpr { kind: TExprKind::Local(local), ty, span };
+            return TExpr {
+                kind: TExprKind::Local(local),
+                ty,
+                span,
+            };
         }
         if let Some(&id) = self.cx.const_ids.get(&n.name) {
             if let Owner::Const(me) = self.owner {
                 self.cx.const_edges.push((me, id, span));
             }
             let ty = self.cx.const_tys[id.0 as usize].clone();
-            return TExpr { kind: TExprKind::Const(id), ty, span };
+            return TExpr {
+                kind: TExprKind::Const(id),
+                ty,
+                span,
+            };
         }
         if let Some(c) = NamedConst::from_name(&n.name) {
-            return TExpr { kind: TExprKind::Lit(TLit::Named(c)), ty: Ty::FloatLit, span };
+            return TExpr {
+                kind: TExprKind::Lit(TLit::Named(c)),
+                ty: Ty::FloatLit,
+                span,
+            };
         }
         if self.lookup_item(&n.name).is_some() || Builtin::from_name(&n.name).is_some() {
-            self.cx.error(span, format!("`{}` is a function, not a value", n.name), format!("call it: `{}(...)`", n.name));
+            self.cx.error(
+                span,
+                format!("`{}` is a function, not a value", n.name),
+                format!("call it: `{}(...)`", n.name),
+            );
             return Body::error_expr(span);
         }
         self.unknown_name(n);
@@ -919,8 +1293,17 @@ impl<'c, 's> Body<'c, 's> {
         // `-5` is a negative literal, so that `-2147483648i32` fits.
         if op == UnOp::Neg {
             if let ExprKind::Lit(Literal::Int { value, suffix }) = &x.kind {
-                let mut t = self.literal(&Literal::Int { value: *value, suffix: *suffix }, span);
-                t.kind = TExprKind::Lit(TLit::Int { magnitude: *value, negative: true });
+                let mut t = self.literal(
+                    &Literal::Int {
+                        value: *value,
+                        suffix: *suffix,
+                    },
+                    span,
+                );
+                t.kind = TExprKind::Lit(TLit::Int {
+                    magnitude: *value,
+                    negative: true,
+                });
                 if let Ty::Scalar(s) = t.ty {
                     if !s.is_signed_int() && !s.is_float() {
                         return self.cannot_negate(&t.ty, span);
@@ -939,20 +1322,43 @@ impl<'c, 's> Body<'c, 's> {
             }
             UnOp::Not => {
                 if !ty.must_be(|s| s.is_int() || s == ScalarType::Bool) {
-                    let d = diag::error(self.file(), span, format!("`!` cannot be applied to `{ty}`"), "needs a bool or an integer");
-                    self.cx.diags.push(diag::help(d, "`!` is logical not on `bool` and bitwise not on integers"));
+                    let d = diag::error(
+                        self.file(),
+                        span,
+                        format!("`!` cannot be applied to `{ty}`"),
+                        "needs a bool or an integer",
+                    );
+                    self.cx.diags.push(diag::help(
+                        d,
+                        "`!` is logical not on `bool` and bitwise not on integers",
+                    ));
                     return Body::error_expr(span);
                 }
             }
         }
-        TExpr { kind: TExprKind::Unary(op, Box::new(t)), ty, span }
+        TExpr {
+            kind: TExprKind::Unary(op, Box::new(t)),
+            ty,
+            span,
+        }
     }
 
     fn cannot_negate(&mut self, ty: &Ty, span: Span) -> TExpr {
-        let d = diag::error(self.file(), span, format!("cannot negate a value of type `{ty}`"), "unary `-` needs a signed or float type");
+        let d = diag::error(
+            self.file(),
+            span,
+            format!("cannot negate a value of type `{ty}`"),
+            "unary `-` needs a signed or float type",
+        );
         let d = match ty {
-            Ty::Param(..) => diag::help(d, "the class of this parameter includes unsigned types; use `T: float`, or `0 - x`"),
-            _ => diag::help(d, "for wrapping negation of an unsigned value, write `0 - x`"),
+            Ty::Param(..) => diag::help(
+                d,
+                "the class of this parameter includes unsigned types; use `T: float`, or `0 - x`",
+            ),
+            _ => diag::help(
+                d,
+                "for wrapping negation of an unsigned value, write `0 - x`",
+            ),
         };
         self.cx.diags.push(d);
         Body::error_expr(span)
@@ -970,8 +1376,16 @@ impl<'c, 's> Body<'c, 's> {
         }
         for side in [&a, &b] {
             if let Ty::Tuple(_) = side.ty {
-                let d = diag::error(self.file(), side.span, format!("`{}` cannot be applied to a tuple", op.symbol()), format!("this is `{}`", side.ty));
-                self.cx.diags.push(diag::help(d, "take the tuple apart first: `let (a, b) = ...;`"));
+                let d = diag::error(
+                    self.file(),
+                    side.span,
+                    format!("`{}` cannot be applied to a tuple", op.symbol()),
+                    format!("this is `{}`", side.ty),
+                );
+                self.cx.diags.push(diag::help(
+                    d,
+                    "take the tuple apart first: `let (a, b) = ...;`",
+                ));
                 return Body::error_expr(span);
             }
         }
@@ -979,7 +1393,16 @@ impl<'c, 's> Body<'c, 's> {
         if matches!(op, BinOp::Shl | BinOp::Shr) {
             for side in [&a, &b] {
                 if !side.ty.must_be(is_int) {
-                    let d = diag::error(self.file(), side.span, format!("`{}` needs integer operands, found `{}`", op.symbol(), side.ty), "not an integer");
+                    let d = diag::error(
+                        self.file(),
+                        side.span,
+                        format!(
+                            "`{}` needs integer operands, found `{}`",
+                            op.symbol(),
+                            side.ty
+                        ),
+                        "not an integer",
+                    );
                     self.cx.diags.push(d);
                     return Body::error_expr(span);
                 }
@@ -987,7 +1410,11 @@ impl<'c, 's> Body<'c, 's> {
             let a = self.default_if_other_concrete(a, &b);
             let mut b = b;
             if b.ty.is_flexible() {
-                let t = if a.ty.is_flexible() { Ty::IntLit } else { a.ty.clone() };
+                let t = if a.ty.is_flexible() {
+                    Ty::IntLit
+                } else {
+                    a.ty.clone()
+                };
                 finalize(&mut b, &t);
             }
             let ty = a.ty.clone();
@@ -997,19 +1424,32 @@ impl<'c, 's> Body<'c, 's> {
             let d = diag::error(
                 self.file(),
                 b.span,
-                format!("mismatched types in `{}`: `{}` and `{}`", op.symbol(), a.ty, b.ty),
+                format!(
+                    "mismatched types in `{}`: `{}` and `{}`",
+                    op.symbol(),
+                    a.ty,
+                    b.ty
+                ),
                 format!("this is `{}`", b.ty),
             );
             let d = diag::also(d, self.file(), a.span, format!("this is `{}`", a.ty));
-            let d = if a.ty.is_single() && b.ty.is_single() && a.ty != Ty::BOOL && b.ty != Ty::BOOL {
+            let d = if a.ty.is_single() && b.ty.is_single() && a.ty != Ty::BOOL && b.ty != Ty::BOOL
+            {
                 // Convert the literal side, or else the integer side to the float type (the
                 // lossless direction), or else the right side.
-                let a_first = a.ty.is_flexible() || (a.ty.may_be(|s| s.is_int()) && b.ty.must_be(|s| s.is_float()));
+                let a_first = a.ty.is_flexible()
+                    || (a.ty.may_be(|s| s.is_int()) && b.ty.must_be(|s| s.is_float()));
                 let target = if a_first { &b.ty } else { &a.ty };
                 let other = if a_first { &a } else { &b };
                 let text = self.cx.snippet(other.span);
-                let simple = text.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
-                let text = if simple { text.to_string() } else { format!("({text})") };
+                let simple = text
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+                let text = if simple {
+                    text.to_string()
+                } else {
+                    format!("({text})")
+                };
                 diag::help(d, format!("there are no implicit conversions; convert one side, e.g. `{text} as {target}`"))
             } else {
                 d
@@ -1018,19 +1458,37 @@ impl<'c, 's> Body<'c, 's> {
             return Body::error_expr(span);
         };
         let ok = match op {
-            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => t.must_be(|s| s.is_numeric()),
-            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => t.must_be(|s| s.is_int() || s == ScalarType::Bool),
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
+                t.must_be(|s| s.is_numeric())
+            }
+            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => {
+                t.must_be(|s| s.is_int() || s == ScalarType::Bool)
+            }
             _ => t.is_single(),
         } && t.is_single();
         if !ok {
             let needs = match op {
                 BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => "integer or bool operands",
-                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => "numeric operands",
+                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem => {
+                    "numeric operands"
+                }
                 _ => "scalar operands",
             };
-            let mut d = diag::error(self.file(), span, format!("`{}` cannot be applied to `{t}`", op.symbol()), format!("`{}` needs {needs}", op.symbol()));
+            let mut d = diag::error(
+                self.file(),
+                span,
+                format!("`{}` cannot be applied to `{t}`", op.symbol()),
+                format!("`{}` needs {needs}", op.symbol()),
+            );
             if let Ty::Param(_, name, class) = &t {
-                d = diag::help(d, format!("`{name}: {}` includes types that do not support `{}`", class.name(), op.symbol()));
+                d = diag::help(
+                    d,
+                    format!(
+                        "`{name}: {}` includes types that do not support `{}`",
+                        class.name(),
+                        op.symbol()
+                    ),
+                );
             }
             self.cx.diags.push(d);
             return Body::error_expr(span);
@@ -1067,54 +1525,124 @@ impl<'c, 's> Body<'c, 's> {
             return Body::error_expr(span);
         }
         if target == Ty::BOOL {
-            let d = diag::error(self.file(), t.span(), "cannot cast to `bool`", "not a numeric type");
-            self.cx.diags.push(diag::help(d, "compare instead: `x != 0`"));
+            let d = diag::error(
+                self.file(),
+                t.span(),
+                "cannot cast to `bool`",
+                "not a numeric type",
+            );
+            self.cx
+                .diags
+                .push(diag::help(d, "compare instead: `x != 0`"));
             return Body::error_expr(span);
         }
         if !matches!(v.ty, Ty::Scalar(_) | Ty::Param(..)) {
-            self.cx.error(v.span, format!("cannot cast a value of type `{}`", v.ty), "not a scalar");
+            self.cx.error(
+                v.span,
+                format!("cannot cast a value of type `{}`", v.ty),
+                "not a scalar",
+            );
             return Body::error_expr(span);
         }
-        TExpr { kind: TExprKind::Cast(Box::new(v)), ty: target, span }
+        TExpr {
+            kind: TExprKind::Cast(Box::new(v)),
+            ty: target,
+            span,
+        }
     }
 
     fn call(&mut self, f: &ast::Ident, args: &[Expr], span: Span, hint: Option<&Ty>) -> TExpr {
         if let Some(id) = self.lookup_item(&f.name) {
             let sig = self.cx.sigs[id.0 as usize].clone();
             if sig.unsupported {
-                self.cx.error(f.span, format!("`{}` cannot be called: {} items are not supported yet", f.name, sig.kind.keyword()), "milestone M2");
+                self.cx.error(
+                    f.span,
+                    format!(
+                        "`{}` cannot be called: {} items are not supported yet",
+                        f.name,
+                        sig.kind.keyword()
+                    ),
+                    "milestone M2",
+                );
                 return Body::error_expr(span);
             }
             if let Owner::Item(me) = self.owner {
                 self.cx.call_edges.push((me, id, f.span));
             }
-            let Some((targs, targs_exprs, ret)) = self.generic_call(&f.name, f.span, &sig.generics, &sig.params, &sig.ret, args, span, hint, false) else {
+            let Some((targs, targs_exprs, ret)) = self.generic_call(
+                &f.name,
+                f.span,
+                &sig.generics,
+                &sig.params,
+                &sig.ret,
+                args,
+                span,
+                hint,
+                false,
+            ) else {
                 return Body::error_expr(span);
             };
-            return TExpr { kind: TExprKind::Call(id, targs, targs_exprs), ty: ret, span };
+            return TExpr {
+                kind: TExprKind::Call(id, targs, targs_exprs),
+                ty: ret,
+                span,
+            };
         }
         if let Some(b) = Builtin::from_name(&f.name) {
             let sig = b.signature();
-            let generics: Vec<(String, Class)> = sig.class.map(|c| vec![("T".to_string(), c)]).unwrap_or_default();
-            let Some((_, args, ret)) = self.generic_call(&f.name, f.span, &generics, &sig.params, &sig.ret, args, span, hint, true) else {
+            let generics: Vec<(String, Class)> = sig
+                .class
+                .map(|c| vec![("T".to_string(), c)])
+                .unwrap_or_default();
+            let Some((_, args, ret)) = self.generic_call(
+                &f.name,
+                f.span,
+                &generics,
+                &sig.params,
+                &sig.ret,
+                args,
+                span,
+                hint,
+                true,
+            ) else {
                 return Body::error_expr(span);
             };
-            return TExpr { kind: TExprKind::Builtin(b, args), ty: ret, span };
+            return TExpr {
+                kind: TExprKind::Builtin(b, args),
+                ty: ret,
+                span,
+            };
         }
         if f.name == "print" {
-            self.cx.error(f.span, "`print` can only be used as a statement of a script", "not allowed here");
+            self.cx.error(
+                f.span,
+                "`print` can only be used as a statement of a script",
+                "not allowed here",
+            );
             return Body::error_expr(span);
         }
-        const ARRAY_BUILTINS: [&str; 9] = ["reduce", "linspace", "arange", "zeros", "ones", "full", "random", "load", "save"];
+        const ARRAY_BUILTINS: [&str; 9] = [
+            "reduce", "linspace", "arange", "zeros", "ones", "full", "random", "load", "save",
+        ];
         if ARRAY_BUILTINS.contains(&f.name.as_str()) {
-            let d = diag::error(self.file(), f.span, format!("`{}` works on arrays, which scripts cannot use yet", f.name), "arrays are not supported yet");
+            let d = diag::error(
+                self.file(),
+                f.span,
+                format!("`{}` works on arrays, which scripts cannot use yet", f.name),
+                "arrays are not supported yet",
+            );
             self.cx.diags.push(diag::note(d, "this version of Kiln runs scripts on scalars; the array runtime adds arrays to scripts"));
             return Body::error_expr(span);
         }
         let mut candidates: Vec<&str> = self.cx.item_ids.keys().map(String::as_str).collect();
         let builtins = Builtin::names();
         candidates.extend(builtins.iter().copied());
-        let mut d = diag::error(self.file(), f.span, format!("unknown function `{}`", f.name), "not defined");
+        let mut d = diag::error(
+            self.file(),
+            f.span,
+            format!("unknown function `{}`", f.name),
+            "not defined",
+        );
         if let Some(s) = diag::suggest(&f.name, candidates) {
             d = diag::help(d, format!("did you mean `{s}`?"));
         }
@@ -1145,7 +1673,15 @@ impl<'c, 's> Body<'c, 's> {
         if args.len() != params.len() {
             let s = if params.len() == 1 { "" } else { "s" };
             let were = if args.len() == 1 { "was" } else { "were" };
-            self.cx.error(span, format!("`{name}` takes {} argument{s}, but {} {were} given", params.len(), args.len()), format!("expected {} argument{s}", params.len()));
+            self.cx.error(
+                span,
+                format!(
+                    "`{name}` takes {} argument{s}, but {} {were} given",
+                    params.len(),
+                    args.len()
+                ),
+                format!("expected {} argument{s}", params.len()),
+            );
             return None;
         }
         if args.iter().any(|a| a.ty == Ty::Error) {
@@ -1166,7 +1702,13 @@ impl<'c, 's> Body<'c, 's> {
                                 format!("mismatched types in call of `{name}`: expected `{prev}`, found `{}`", a.ty),
                                 format!("this is `{}`", a.ty),
                             );
-                            let d = diag::note(d, format!("all arguments of type `{}` must have one type", generics[i].0));
+                            let d = diag::note(
+                                d,
+                                format!(
+                                    "all arguments of type `{}` must have one type",
+                                    generics[i].0
+                                ),
+                            );
                             let d = self.conversion_help(d, a, prev);
                             self.cx.diags.push(d);
                             return None;
@@ -1187,10 +1729,17 @@ impl<'c, 's> Body<'c, 's> {
                     continue;
                 }
             }
-            let has_float = args.iter().zip(params).any(|(a, p)| matches!(p, Ty::Param(j, ..) if *j as usize == i) && a.ty == Ty::FloatLit);
+            let has_float = args.iter().zip(params).any(|(a, p)| {
+                matches!(p, Ty::Param(j, ..) if *j as usize == i) && a.ty == Ty::FloatLit
+            });
             let float = has_float || *class == Class::Float;
             if float && *class == Class::Int {
-                let d = diag::error(self.file(), span, format!("`{name}` needs an integer type for `{gname}`, found a float literal"), "float literal");
+                let d = diag::error(
+                    self.file(),
+                    span,
+                    format!("`{name}` needs an integer type for `{gname}`, found a float literal"),
+                    "float literal",
+                );
                 self.cx.diags.push(d);
                 return None;
             }
@@ -1225,16 +1774,30 @@ impl<'c, 's> Body<'c, 's> {
                     Class::Num => "a numeric type",
                     Class::Any => "a scalar type",
                 };
-                let mut d = diag::error(self.file(), at, format!("`{name}` needs {what}, found `{}`", targs[i]), format!("this is `{}`", targs[i]));
+                let mut d = diag::error(
+                    self.file(),
+                    at,
+                    format!("`{name}` needs {what}, found `{}`", targs[i]),
+                    format!("this is `{}`", targs[i]),
+                );
                 if generics.len() > 1 || gname != "T" {
-                    d = diag::note(d, format!("`{gname}: {}` in the signature of `{name}`", class.name()));
+                    d = diag::note(
+                        d,
+                        format!("`{gname}: {}` in the signature of `{name}`", class.name()),
+                    );
                 }
                 if let (Ty::Scalar(_), Class::Float) = (&targs[i], class) {
                     let text = self.cx.snippet(at);
                     d = diag::help(d, format!("convert with `as`: `{text} as f64`"));
                 }
                 if let Ty::Param(_, pname, pc) = &targs[i] {
-                    d = diag::help(d, format!("`{pname}: {}` may be a type that `{name}` does not accept", pc.name()));
+                    d = diag::help(
+                        d,
+                        format!(
+                            "`{pname}: {}` may be a type that `{name}` does not accept",
+                            pc.name()
+                        ),
+                    );
                 }
                 self.cx.diags.push(d);
                 return None;
@@ -1261,7 +1824,9 @@ impl<'c, 's> Body<'c, 's> {
         for s in &b.stmts {
             if let Some(t) = self.stmt(s) {
                 diverges |= match &t {
-                    TStmt::Expr(e) | TStmt::Let { value: e, .. } | TStmt::Assign(_, e) => e.ty == Ty::Never,
+                    TStmt::Expr(e) | TStmt::Let { value: e, .. } | TStmt::Assign(_, e) => {
+                        e.ty == Ty::Never
+                    }
                     TStmt::Print(..) => false,
                 };
                 stmts.push(t);
@@ -1279,7 +1844,11 @@ impl<'c, 's> Body<'c, 's> {
             None if diverges => Ty::Never,
             None => Ty::Unit,
         };
-        TExpr { kind: TExprKind::Block(TBlock { stmts, tail }), ty, span }
+        TExpr {
+            kind: TExprKind::Block(TBlock { stmts, tail }),
+            ty,
+            span,
+        }
     }
 
     fn if_expr(&mut self, c: &Expr, then: &Expr, els: Option<&Expr>, span: Span) -> TExpr {
@@ -1289,7 +1858,11 @@ impl<'c, 's> Body<'c, 's> {
         self.script_level = script_level;
         let mut t = self.expr(then);
         let Some(els) = els else {
-            return TExpr { kind: TExprKind::If(Box::new(c), Box::new(t), None), ty: Ty::Unit, span };
+            return TExpr {
+                kind: TExprKind::If(Box::new(c), Box::new(t), None),
+                ty: Ty::Unit,
+                span,
+            };
         };
         let mut e = self.expr(els);
         let ty = match unify(&t.ty, &e.ty) {
@@ -1306,7 +1879,10 @@ impl<'c, 's> Body<'c, 's> {
                 let d = diag::error(
                     self.file(),
                     tail_span(&e),
-                    format!("`if` and `else` have different types: `{}` and `{}`", t.ty, e.ty),
+                    format!(
+                        "`if` and `else` have different types: `{}` and `{}`",
+                        t.ty, e.ty
+                    ),
                     format!("this is `{}`", e.ty),
                 );
                 let d = diag::also(d, self.file(), tail_span(&t), format!("this is `{}`", t.ty));
@@ -1314,7 +1890,11 @@ impl<'c, 's> Body<'c, 's> {
                 Ty::Error
             }
         };
-        TExpr { kind: TExprKind::If(Box::new(c), Box::new(t), Some(Box::new(e))), ty, span }
+        TExpr {
+            kind: TExprKind::If(Box::new(c), Box::new(t), Some(Box::new(e))),
+            ty,
+            span,
+        }
     }
 }
 
@@ -1347,7 +1927,9 @@ fn unify(a: &Ty, b: &Ty) -> Option<Ty> {
         (IntLit, Scalar(s)) | (Scalar(s), IntLit) if s.is_numeric() => Some(Scalar(*s)),
         (FloatLit, Scalar(s)) | (Scalar(s), FloatLit) if s.is_float() => Some(Scalar(*s)),
         (IntLit, p @ Param(..)) | (p @ Param(..), IntLit) => Some(p.clone()),
-        (FloatLit, p @ Param(_, _, Class::Float)) | (p @ Param(_, _, Class::Float), FloatLit) => Some(p.clone()),
+        (FloatLit, p @ Param(_, _, Class::Float)) | (p @ Param(_, _, Class::Float), FloatLit) => {
+            Some(p.clone())
+        }
         (Tuple(xs), Tuple(ys)) if xs.len() == ys.len() => {
             let parts: Option<Vec<Ty>> = xs.iter().zip(ys).map(|(x, y)| unify(x, y)).collect();
             parts.map(Tuple)

@@ -9,15 +9,23 @@ use kiln_syntax::{FileId, Span};
 pub type Diag = Diagnostic<FileId>;
 
 /// An error with a primary label.
-pub fn error(file: FileId, span: Span, message: impl Into<String>, label: impl Into<String>) -> Diag {
+pub fn error(
+    file: FileId,
+    span: Span,
+    message: impl Into<String>,
+    label: impl Into<String>,
+) -> Diag {
     Diagnostic::error()
         .with_message(message.into())
-        .with_labels(vec![Label::primary(file, span.range()).with_message(label.into())])
+        .with_labels(vec![
+            Label::primary(file, span.range()).with_message(label.into())
+        ])
 }
 
 /// Adds a secondary label.
 pub fn also(mut d: Diag, file: FileId, span: Span, label: impl Into<String>) -> Diag {
-    d.labels.push(Label::secondary(file, span.range()).with_message(label.into()));
+    d.labels
+        .push(Label::secondary(file, span.range()).with_message(label.into()));
     d
 }
 

@@ -17,7 +17,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kiln_ir::{BinaryOp, Block, BlockCall, InstKind, Kernel, KernelId, KernelKind, Module, Scalar, ScalarType, SourceLoc, UnaryOp, Value};
+use kiln_ir::{
+    BinaryOp, Block, BlockCall, InstKind, Kernel, KernelId, KernelKind, Module, Scalar, ScalarType,
+    SourceLoc, UnaryOp, Value,
+};
 use kiln_syntax::ast::{BinOp, ItemKind, UnOp};
 use kiln_syntax::{LineCol, Span};
 
@@ -50,7 +53,13 @@ pub fn instance_name(name: &str, targs: &[ScalarType]) -> String {
 impl<'p> Lowerer<'p> {
     /// A lowerer with an empty module.
     pub fn new(p: &'p Program) -> Self {
-        Lowerer { p, module: Module::default(), instances: HashMap::new(), in_progress: HashSet::new(), errors: Vec::new() }
+        Lowerer {
+            p,
+            module: Module::default(),
+            instances: HashMap::new(),
+            in_progress: HashSet::new(),
+            errors: Vec::new(),
+        }
     }
 
     /// The module built so far.
@@ -89,7 +98,15 @@ impl<'p> Lowerer<'p> {
         let p = self.p;
         let item = &p.items[id.0 as usize];
         if !self.in_progress.insert(key.clone()) || item.generics.len() != targs.len() {
-            self.errors.push(diag::error(p.file, item.header_span, format!("internal compiler error: cannot specialise `{}` (this is a compiler bug)", item.name), "here"));
+            self.errors.push(diag::error(
+                p.file,
+                item.header_span,
+                format!(
+                    "internal compiler error: cannot specialise `{}` (this is a compiler bug)",
+                    item.name
+                ),
+                "here",
+            ));
             return None;
         }
         let kind = match item.kind {
@@ -97,11 +114,20 @@ impl<'p> Lowerer<'p> {
             ItemKind::Ufunc => KernelKind::Ufunc,
             ItemKind::Reduce => KernelKind::Reduce,
             ItemKind::Gufunc | ItemKind::Kernel => {
-                self.errors.push(diag::error(p.file, item.header_span, "this item kind is not supported yet", "milestone M2"));
+                self.errors.push(diag::error(
+                    p.file,
+                    item.header_span,
+                    "this item kind is not supported yet",
+                    "milestone M2",
+                ));
                 return None;
             }
         };
-        let params: Vec<ScalarType> = item.params.iter().flat_map(|(_, t, _)| t.flatten(targs)).collect();
+        let params: Vec<ScalarType> = item
+            .params
+            .iter()
+            .flat_map(|(_, t, _)| t.flatten(targs))
+            .collect();
         let results = item.ret.flatten(targs);
         let kernel = Kernel::new(instance_name(&item.name, targs), kind, params, results);
         let mut fx = Fx::new(self, kernel, targs.to_vec());
@@ -110,7 +136,11 @@ impl<'p> Lowerer<'p> {
         for (_, ty, local) in &item.params {
             let n = ty.flatten(targs).len();
             let vals: Vec<Value> = next.by_ref().take(n).collect();
-            fx.frames.last_mut().expect("a frame").vals.insert(*local, vals);
+            fx.frames
+                .last_mut()
+                .expect("a frame")
+                .vals
+                .insert(*local, vals);
         }
         let vals = fx.expr(&item.body);
         fx.ret(vals);
@@ -126,7 +156,12 @@ impl<'p> Lowerer<'p> {
         let p = self.p;
         let item = &p.items[id.0 as usize];
         let Some(identity) = &item.identity else {
-            return Err(vec![diag::error(p.file, item.header_span, format!("`{}` is not a reduce", item.name), "no identity")]);
+            return Err(vec![diag::error(
+                p.file,
+                item.header_span,
+                format!("`{}` is not a reduce", item.name),
+                "no identity",
+            )]);
         };
         let name = format!("{}::identity", instance_name(&item.name, targs));
         if let Some(k) = self.module.find(&name) {
@@ -148,7 +183,9 @@ impl<'p> Lowerer<'p> {
         let c = &p.consts[id.0 as usize];
         let kernel = Kernel::new(c.name.clone(), KernelKind::Const, vec![], c.ty.flatten(&[]));
         let mut fx = Fx::new(self, kernel, vec![]);
-        fx.frames.push(Frame { vals: HashMap::new() });
+        fx.frames.push(Frame {
+            vals: HashMap::new(),
+        });
         let vals = fx.expr(&c.value);
         fx.ret(vals);
         let k = fx.finish();
@@ -158,9 +195,17 @@ impl<'p> Lowerer<'p> {
 
     /// A thunk evaluating a script expression: its parameters are the script locals the
     /// expression reads (returned in order, each flattened), its results the value.
-    pub fn thunk(&mut self, name: &str, locals: &'p [LocalInfo], expr: &TExpr) -> Result<(KernelId, Vec<LocalId>), Vec<Diag>> {
+    pub fn thunk(
+        &mut self,
+        name: &str,
+        locals: &'p [LocalInfo],
+        expr: &TExpr,
+    ) -> Result<(KernelId, Vec<LocalId>), Vec<Diag>> {
         let free = free_locals(expr);
-        let params: Vec<ScalarType> = free.iter().flat_map(|l| locals[l.0 as usize].ty.flatten(&[])).collect();
+        let params: Vec<ScalarType> = free
+            .iter()
+            .flat_map(|l| locals[l.0 as usize].ty.flatten(&[]))
+            .collect();
         let kernel = Kernel::new(name, KernelKind::Thunk, params, expr.ty.flatten(&[]));
         let mut fx = Fx::new(self, kernel, vec![]);
         let entry_params = fx.k.block(fx.k.entry()).params.clone();
@@ -232,7 +277,12 @@ fn assigned_locals(e: &TExpr) -> Vec<LocalId> {
 fn visit(e: &TExpr, f: &mut dyn FnMut(&TExpr)) {
     f(e);
     match &e.kind {
-        TExprKind::Lit(_) | TExprKind::Local(_) | TExprKind::Const(_) | TExprKind::Break | TExprKind::Continue | TExprKind::Error => {}
+        TExprKind::Lit(_)
+        | TExprKind::Local(_)
+        | TExprKind::Const(_)
+        | TExprKind::Break
+        | TExprKind::Continue
+        | TExprKind::Error => {}
         TExprKind::Unary(_, x) | TExprKind::Cast(x) => visit(x, f),
         TExprKind::Binary(_, a, b) | TExprKind::While(a, b) => {
             visit(a, f);
@@ -246,7 +296,9 @@ fn visit(e: &TExpr, f: &mut dyn FnMut(&TExpr)) {
         TExprKind::Block(b) => {
             for s in &b.stmts {
                 match s {
-                    TStmt::Let { value, .. } | TStmt::Assign(_, value) | TStmt::Expr(value) => visit(value, f),
+                    TStmt::Let { value, .. } | TStmt::Assign(_, value) | TStmt::Expr(value) => {
+                        visit(value, f)
+                    }
                     TStmt::Print(args, _) => {
                         for a in args {
                             visit(a, f);
@@ -265,7 +317,9 @@ fn visit(e: &TExpr, f: &mut dyn FnMut(&TExpr)) {
                 visit(e, f);
             }
         }
-        TExprKind::For { start, end, body, .. } => {
+        TExprKind::For {
+            start, end, body, ..
+        } => {
             visit(start, f);
             visit(end, f);
             visit(body, f);
@@ -302,7 +356,16 @@ struct Fx<'l, 'p> {
 impl<'l, 'p> Fx<'l, 'p> {
     fn new(lw: &'l mut Lowerer<'p>, k: Kernel, subst: Vec<ScalarType>) -> Self {
         let cur = k.entry();
-        Fx { lw, k, cur, subst, frames: vec![Frame { vals: HashMap::new() }], loops: vec![] }
+        Fx {
+            lw,
+            k,
+            cur,
+            subst,
+            frames: vec![Frame {
+                vals: HashMap::new(),
+            }],
+            loops: vec![],
+        }
     }
 
     fn finish(mut self) -> Kernel {
@@ -312,7 +375,11 @@ impl<'l, 'p> Fx<'l, 'p> {
 
     fn loc(&self, span: Span) -> SourceLoc {
         let lc = LineCol::of(&self.lw.p.src, span.start as usize);
-        SourceLoc { line: lc.line, col: lc.col, len: span.end - span.start }
+        SourceLoc {
+            line: lc.line,
+            col: lc.col,
+            len: span.end - span.start,
+        }
     }
 
     fn error(&mut self, span: Span, msg: impl Into<String>, label: impl Into<String>) {
@@ -321,7 +388,10 @@ impl<'l, 'p> Fx<'l, 'p> {
     }
 
     fn scalar(&self, t: &Ty) -> ScalarType {
-        t.flatten(&self.subst).first().copied().unwrap_or(ScalarType::I64)
+        t.flatten(&self.subst)
+            .first()
+            .copied()
+            .unwrap_or(ScalarType::I64)
     }
 
     fn ins(&mut self, kind: InstKind, tys: &[ScalarType], loc: Option<SourceLoc>) -> Vec<Value> {
@@ -357,7 +427,11 @@ impl<'l, 'p> Fx<'l, 'p> {
     }
 
     fn get(&self, l: LocalId) -> Vec<Value> {
-        self.frames.last().and_then(|f| f.vals.get(&l)).cloned().unwrap_or_default()
+        self.frames
+            .last()
+            .and_then(|f| f.vals.get(&l))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Carried locals that exist in the current frame, with their current values flattened.
@@ -366,7 +440,10 @@ impl<'l, 'p> Fx<'l, 'p> {
     }
 
     fn carried_types(&self, locals: &[LocalId]) -> Vec<ScalarType> {
-        self.carried(locals).iter().map(|&v| self.k.value_type(v)).collect()
+        self.carried(locals)
+            .iter()
+            .map(|&v| self.k.value_type(v))
+            .collect()
     }
 
     /// Rebinds carried locals to `vals` (block parameters), in order.
@@ -381,18 +458,28 @@ impl<'l, 'p> Fx<'l, 'p> {
 
     fn only_existing(&self, locals: Vec<LocalId>) -> Vec<LocalId> {
         let f = self.frames.last().expect("a frame is open");
-        locals.into_iter().filter(|l| f.vals.contains_key(l)).collect()
+        locals
+            .into_iter()
+            .filter(|l| f.vals.contains_key(l))
+            .collect()
     }
 
     fn new_block_with(&mut self, tys: &[ScalarType]) -> (Block, Vec<Value>) {
         let b = self.k.create_block();
-        let ps = tys.iter().map(|&t| self.k.append_block_param(b, t)).collect();
+        let ps = tys
+            .iter()
+            .map(|&t| self.k.append_block_param(b, t))
+            .collect();
         (b, ps)
     }
 
     fn stmt(&mut self, s: &TStmt) {
         match s {
-            TStmt::Let { locals, destructure, value } => {
+            TStmt::Let {
+                locals,
+                destructure,
+                value,
+            } => {
                 let vals = self.expr(value);
                 if *destructure {
                     for (l, v) in locals.iter().zip(vals) {
@@ -409,7 +496,11 @@ impl<'l, 'p> Fx<'l, 'p> {
             TStmt::Expr(e) => {
                 self.expr(e);
             }
-            TStmt::Print(_, span) => self.error(*span, "`print` cannot be used inside an expression", "only as a script statement"),
+            TStmt::Print(_, span) => self.error(
+                *span,
+                "`print` cannot be used inside an expression",
+                "only as a script statement",
+            ),
         }
     }
 
@@ -424,7 +515,9 @@ impl<'l, 'p> Fx<'l, 'p> {
             TExprKind::Const(id) => {
                 let p = self.lw.p;
                 let c = &p.consts[id.0 as usize];
-                self.frames.push(Frame { vals: HashMap::new() });
+                self.frames.push(Frame {
+                    vals: HashMap::new(),
+                });
                 let v = self.expr(&c.value);
                 self.frames.pop();
                 v
@@ -445,7 +538,11 @@ impl<'l, 'p> Fx<'l, 'p> {
                 let vb = self.expr(b)[0];
                 let ty = self.k.value_type(va);
                 let op = binary_op(*op);
-                let rty = if op.is_comparison() { ScalarType::Bool } else { ty };
+                let rty = if op.is_comparison() {
+                    ScalarType::Bool
+                } else {
+                    ty
+                };
                 let loc = (op.can_trap() && ty.is_int()).then(|| self.loc(e.span));
                 vec![self.ins1(InstKind::Binary(op, va, vb), rty, loc)]
             }
@@ -473,7 +570,9 @@ impl<'l, 'p> Fx<'l, 'p> {
                     }
                     None => {
                         let tys = e.ty.flatten(&self.subst);
-                        tys.iter().map(|&t| self.konst(Scalar::from_bits(t, 0))).collect()
+                        tys.iter()
+                            .map(|&t| self.konst(Scalar::from_bits(t, 0)))
+                            .collect()
                     }
                 }
             }
@@ -492,18 +591,35 @@ impl<'l, 'p> Fx<'l, 'p> {
                 self.while_loop(c, body, e);
                 vec![]
             }
-            TExprKind::For { var, start, end, inclusive, body } => {
+            TExprKind::For {
+                var,
+                start,
+                end,
+                inclusive,
+                body,
+            } => {
                 self.for_loop(*var, start, end, *inclusive, body);
                 vec![]
             }
             TExprKind::Break | TExprKind::Continue => {
                 let Some(lp) = self.loops.last() else {
-                    self.error(e.span, "`break`/`continue` cannot leave a script expression", "not inside a loop of this expression");
+                    self.error(
+                        e.span,
+                        "`break`/`continue` cannot leave a script expression",
+                        "not inside a loop of this expression",
+                    );
                     return vec![];
                 };
-                let (target, carried) = if matches!(e.kind, TExprKind::Break) { (lp.brk, lp.carried.clone()) } else { (lp.cont, lp.carried.clone()) };
+                let (target, carried) = if matches!(e.kind, TExprKind::Break) {
+                    (lp.brk, lp.carried.clone())
+                } else {
+                    (lp.cont, lp.carried.clone())
+                };
                 let args = self.carried(&carried);
-                self.terminate(InstKind::Jump(BlockCall { block: target, args }));
+                self.terminate(InstKind::Jump(BlockCall {
+                    block: target,
+                    args,
+                }));
                 vec![]
             }
             TExprKind::Return(v) => {
@@ -523,12 +639,25 @@ impl<'l, 'p> Fx<'l, 'p> {
 
     fn literal(&mut self, lit: &TLit, ty: ScalarType, span: Span) -> Scalar {
         match lit {
-            TLit::Int { magnitude, negative } => {
-                let v = if *negative { -(*magnitude as i128) } else { *magnitude as i128 };
+            TLit::Int {
+                magnitude,
+                negative,
+            } => {
+                let v = if *negative {
+                    -(*magnitude as i128)
+                } else {
+                    *magnitude as i128
+                };
                 let fits = |lo: i128, hi: i128| (lo..=hi).contains(&v);
                 let (ok, c) = match ty {
-                    ScalarType::I32 => (fits(i32::MIN as i128, i32::MAX as i128), Scalar::I32(v as i32)),
-                    ScalarType::I64 => (fits(i64::MIN as i128, i64::MAX as i128), Scalar::I64(v as i64)),
+                    ScalarType::I32 => (
+                        fits(i32::MIN as i128, i32::MAX as i128),
+                        Scalar::I32(v as i32),
+                    ),
+                    ScalarType::I64 => (
+                        fits(i64::MIN as i128, i64::MAX as i128),
+                        Scalar::I64(v as i64),
+                    ),
                     ScalarType::U32 => (fits(0, u32::MAX as i128), Scalar::U32(v as u32)),
                     ScalarType::U64 => (fits(0, u64::MAX as i128), Scalar::U64(v as u64)),
                     ScalarType::F32 => {
@@ -542,9 +671,21 @@ impl<'l, 'p> Fx<'l, 'p> {
                     ScalarType::Bool => (false, Scalar::Bool(false)),
                 };
                 if !ok {
-                    let shown = if *negative { format!("-{magnitude}") } else { magnitude.to_string() };
-                    let ctx = if self.subst.is_empty() { String::new() } else { format!(" (in `{}`)", self.k.name) };
-                    self.error(span, format!("literal `{shown}` does not fit in `{ty}`{ctx}"), format!("`{ty}` cannot hold this value"));
+                    let shown = if *negative {
+                        format!("-{magnitude}")
+                    } else {
+                        magnitude.to_string()
+                    };
+                    let ctx = if self.subst.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (in `{}`)", self.k.name)
+                    };
+                    self.error(
+                        span,
+                        format!("literal `{shown}` does not fit in `{ty}`{ctx}"),
+                        format!("`{ty}` cannot hold this value"),
+                    );
                 }
                 c
             }
@@ -554,9 +695,18 @@ impl<'l, 'p> Fx<'l, 'p> {
                     _ => text.parse::<f64>().map(Scalar::F64),
                 };
                 match c {
-                    Ok(c) if !matches!(c, Scalar::F32(v) if v.is_infinite()) && !matches!(c, Scalar::F64(v) if v.is_infinite()) => c,
+                    Ok(c)
+                        if !matches!(c, Scalar::F32(v) if v.is_infinite())
+                            && !matches!(c, Scalar::F64(v) if v.is_infinite()) =>
+                    {
+                        c
+                    }
                     _ => {
-                        self.error(span, format!("float literal `{text}` is out of range for `{ty}`"), "overflows to infinity");
+                        self.error(
+                            span,
+                            format!("float literal `{text}` is out of range for `{ty}`"),
+                            "overflows to infinity",
+                        );
                         Scalar::from_bits(ty, 0)
                     }
                 }
@@ -567,7 +717,11 @@ impl<'l, 'p> Fx<'l, 'p> {
                 _ => Scalar::F64(c.f64()),
             },
             TLit::Str(_) => {
-                self.error(span, "strings can only be passed to script builtins such as `load` and `save`", "a string");
+                self.error(
+                    span,
+                    "strings can only be passed to script builtins such as `load` and `save`",
+                    "a string",
+                );
                 Scalar::Bool(false)
             }
         }
@@ -578,15 +732,25 @@ impl<'l, 'p> Fx<'l, 'p> {
         let ty = |fx: &Self, i: usize| fx.k.value_type(vals[i]);
         match b {
             Builtin::Unary(op) => vec![self.ins1(InstKind::Unary(op, vals[0]), ty(self, 0), None)],
-            Builtin::Predicate(op) => vec![self.ins1(InstKind::Unary(op, vals[0]), ScalarType::Bool, None)],
-            Builtin::Binary(op) => vec![self.ins1(InstKind::Binary(op, vals[0], vals[1]), ty(self, 0), None)],
-            Builtin::Fma => vec![self.ins1(InstKind::Fma(vals[0], vals[1], vals[2]), ty(self, 0), None)],
+            Builtin::Predicate(op) => {
+                vec![self.ins1(InstKind::Unary(op, vals[0]), ScalarType::Bool, None)]
+            }
+            Builtin::Binary(op) => {
+                vec![self.ins1(InstKind::Binary(op, vals[0], vals[1]), ty(self, 0), None)]
+            }
+            Builtin::Fma => {
+                vec![self.ins1(InstKind::Fma(vals[0], vals[1], vals[2]), ty(self, 0), None)]
+            }
             Builtin::Clamp => {
                 let t = ty(self, 0);
                 let lo = self.ins1(InstKind::Binary(BinaryOp::Max, vals[0], vals[1]), t, None);
                 vec![self.ins1(InstKind::Binary(BinaryOp::Min, lo, vals[2]), t, None)]
             }
-            Builtin::Select => vec![self.ins1(InstKind::Select(vals[0], vals[1], vals[2]), ty(self, 1), None)],
+            Builtin::Select => vec![self.ins1(
+                InstKind::Select(vals[0], vals[1], vals[2]),
+                ty(self, 1),
+                None,
+            )],
             Builtin::Assert => {
                 let loc = Some(self.loc(e.span));
                 self.ins(InstKind::Assert(vals[0]), &[], loc);
@@ -606,8 +770,14 @@ impl<'l, 'p> Fx<'l, 'p> {
         let rhs = self.k.create_block();
         let mut skip_args = vec![decided];
         skip_args.extend(self.carried(&carried));
-        let to_rhs = BlockCall { block: rhs, args: vec![] };
-        let skip = BlockCall { block: merge, args: skip_args };
+        let to_rhs = BlockCall {
+            block: rhs,
+            args: vec![],
+        };
+        let skip = BlockCall {
+            block: merge,
+            args: skip_args,
+        };
         let (t, f) = if and { (to_rhs, skip) } else { (skip, to_rhs) };
         self.ins(InstKind::Branch(va, t, f), &[], None);
         self.cur = rhs;
@@ -620,16 +790,41 @@ impl<'l, 'p> Fx<'l, 'p> {
         vec![params[0]]
     }
 
-    fn if_expr(&mut self, c: &TExpr, t: &TExpr, els: Option<&TExpr>, ty: &Ty, whole: &TExpr) -> Vec<Value> {
+    fn if_expr(
+        &mut self,
+        c: &TExpr,
+        t: &TExpr,
+        els: Option<&TExpr>,
+        ty: &Ty,
+        whole: &TExpr,
+    ) -> Vec<Value> {
         let vc = self.expr(c)[0];
         let carried = self.only_existing(assigned_locals(whole));
-        let result_tys = if matches!(ty, Ty::Unit | Ty::Never) { vec![] } else { ty.flatten(&self.subst) };
+        let result_tys = if matches!(ty, Ty::Unit | Ty::Never) {
+            vec![]
+        } else {
+            ty.flatten(&self.subst)
+        };
         let mut tys = result_tys.clone();
         tys.extend(self.carried_types(&carried));
         let (merge, params) = self.new_block_with(&tys);
         let then_b = self.k.create_block();
         let else_b = self.k.create_block();
-        self.ins(InstKind::Branch(vc, BlockCall { block: then_b, args: vec![] }, BlockCall { block: else_b, args: vec![] }), &[], None);
+        self.ins(
+            InstKind::Branch(
+                vc,
+                BlockCall {
+                    block: then_b,
+                    args: vec![],
+                },
+                BlockCall {
+                    block: else_b,
+                    args: vec![],
+                },
+            ),
+            &[],
+            None,
+        );
         let entry_vals: Vec<Vec<Value>> = carried.iter().map(|&l| self.get(l)).collect();
         for (block, arm) in [(then_b, Some(t)), (else_b, els)] {
             // Each arm starts from the values before the `if`.
@@ -645,7 +840,10 @@ impl<'l, 'p> Fx<'l, 'p> {
             if args.len() != result_tys.len() {
                 // An arm that diverges produced no value; it is in a dead block, so any
                 // well-typed placeholder will do.
-                args = result_tys.iter().map(|&t| self.konst(Scalar::from_bits(t, 0))).collect();
+                args = result_tys
+                    .iter()
+                    .map(|&t| self.konst(Scalar::from_bits(t, 0)))
+                    .collect();
             }
             args.extend(self.carried(&carried));
             self.jump(merge, args);
@@ -668,9 +866,27 @@ impl<'l, 'p> Fx<'l, 'p> {
         let (exit, eparams) = self.new_block_with(&tys);
         let body_b = self.k.create_block();
         let out = self.carried(&carried);
-        self.ins(InstKind::Branch(vc, BlockCall { block: body_b, args: vec![] }, BlockCall { block: exit, args: out }), &[], None);
+        self.ins(
+            InstKind::Branch(
+                vc,
+                BlockCall {
+                    block: body_b,
+                    args: vec![],
+                },
+                BlockCall {
+                    block: exit,
+                    args: out,
+                },
+            ),
+            &[],
+            None,
+        );
         self.cur = body_b;
-        self.loops.push(LoopCx { brk: exit, cont: header, carried: carried.clone() });
+        self.loops.push(LoopCx {
+            brk: exit,
+            cont: header,
+            carried: carried.clone(),
+        });
         self.expr(body);
         self.loops.pop();
         let back = self.carried(&carried);
@@ -679,7 +895,14 @@ impl<'l, 'p> Fx<'l, 'p> {
         self.rebind(&carried, &eparams);
     }
 
-    fn for_loop(&mut self, var: LocalId, start: &TExpr, end: &TExpr, inclusive: bool, body: &TExpr) {
+    fn for_loop(
+        &mut self,
+        var: LocalId,
+        start: &TExpr,
+        end: &TExpr,
+        inclusive: bool,
+        body: &TExpr,
+    ) {
         let vs = self.expr(start)[0];
         let ve = self.expr(end)[0];
         let carried = self.only_existing(assigned_locals(body));
@@ -692,17 +915,39 @@ impl<'l, 'p> Fx<'l, 'p> {
         self.cur = header;
         let i = hparams[0];
         self.rebind(&carried, &hparams[1..]);
-        let cmp = if inclusive { BinaryOp::Le } else { BinaryOp::Lt };
+        let cmp = if inclusive {
+            BinaryOp::Le
+        } else {
+            BinaryOp::Lt
+        };
         let go = self.ins1(InstKind::Binary(cmp, i, ve), ScalarType::Bool, None);
         let ctys = self.carried_types(&carried);
         let (exit, eparams) = self.new_block_with(&ctys);
         let (latch, lparams) = self.new_block_with(&ctys);
         let body_b = self.k.create_block();
         let out = self.carried(&carried);
-        self.ins(InstKind::Branch(go, BlockCall { block: body_b, args: vec![] }, BlockCall { block: exit, args: out }), &[], None);
+        self.ins(
+            InstKind::Branch(
+                go,
+                BlockCall {
+                    block: body_b,
+                    args: vec![],
+                },
+                BlockCall {
+                    block: exit,
+                    args: out,
+                },
+            ),
+            &[],
+            None,
+        );
         self.cur = body_b;
         self.frame().vals.insert(var, vec![i]);
-        self.loops.push(LoopCx { brk: exit, cont: latch, carried: carried.clone() });
+        self.loops.push(LoopCx {
+            brk: exit,
+            cont: latch,
+            carried: carried.clone(),
+        });
         self.expr(body);
         self.loops.pop();
         let to_latch = self.carried(&carried);
@@ -712,13 +957,35 @@ impl<'l, 'p> Fx<'l, 'p> {
         self.cur = latch;
         self.rebind(&carried, &lparams);
         let one = self.konst(Scalar::I64(1));
-        let next = self.ins1(InstKind::Binary(BinaryOp::Add, i, one), ScalarType::I64, None);
+        let next = self.ins1(
+            InstKind::Binary(BinaryOp::Add, i, one),
+            ScalarType::I64,
+            None,
+        );
         let mut back = vec![next];
         back.extend(self.carried(&carried));
         if inclusive {
-            let at_end = self.ins1(InstKind::Binary(BinaryOp::Eq, i, ve), ScalarType::Bool, None);
+            let at_end = self.ins1(
+                InstKind::Binary(BinaryOp::Eq, i, ve),
+                ScalarType::Bool,
+                None,
+            );
             let out = self.carried(&carried);
-            self.ins(InstKind::Branch(at_end, BlockCall { block: exit, args: out }, BlockCall { block: header, args: back }), &[], None);
+            self.ins(
+                InstKind::Branch(
+                    at_end,
+                    BlockCall {
+                        block: exit,
+                        args: out,
+                    },
+                    BlockCall {
+                        block: header,
+                        args: back,
+                    },
+                ),
+                &[],
+                None,
+            );
         } else {
             self.jump(header, back);
         }

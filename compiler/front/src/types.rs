@@ -124,7 +124,10 @@ impl Ty {
 
     /// Scalar or parameter (a single value).
     pub fn is_single(&self) -> bool {
-        matches!(self, Ty::Scalar(_) | Ty::Param(..) | Ty::IntLit | Ty::FloatLit | Ty::Error | Ty::Never)
+        matches!(
+            self,
+            Ty::Scalar(_) | Ty::Param(..) | Ty::IntLit | Ty::FloatLit | Ty::Error | Ty::Never
+        )
     }
 
     /// Substitutes generic parameters with concrete types and resolves literal types to their

@@ -15,7 +15,9 @@
 //! Execution is bounded by fuel (one unit per instruction), so an endless loop ends with
 //! [`ErrorKind::OutOfFuel`] instead of hanging the fuzzer or the REPL.
 
-use kiln_ir::{BinaryOp, Block, InstKind, KernelId, Module, Scalar, ScalarType, SourceLoc, UnaryOp, Value};
+use kiln_ir::{
+    BinaryOp, Block, InstKind, KernelId, Module, Scalar, ScalarType, SourceLoc, UnaryOp, Value,
+};
 
 /// Why a kernel stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -58,11 +60,22 @@ pub const MAX_CALL_DEPTH: usize = 64;
 pub struct Fuel(pub u64);
 
 /// Runs kernel `id` of `m` with `args`. The module must have passed `kiln_ir::verify`.
-pub fn call(m: &Module, id: KernelId, args: &[Scalar], fuel: &mut Fuel) -> Result<Vec<Scalar>, RuntimeError> {
+pub fn call(
+    m: &Module,
+    id: KernelId,
+    args: &[Scalar],
+    fuel: &mut Fuel,
+) -> Result<Vec<Scalar>, RuntimeError> {
     call_at_depth(m, id, args, fuel, 0)
 }
 
-fn call_at_depth(m: &Module, id: KernelId, args: &[Scalar], fuel: &mut Fuel, depth: usize) -> Result<Vec<Scalar>, RuntimeError> {
+fn call_at_depth(
+    m: &Module,
+    id: KernelId,
+    args: &[Scalar],
+    fuel: &mut Fuel,
+    depth: usize,
+) -> Result<Vec<Scalar>, RuntimeError> {
     let k = m.kernel(id);
     let fail = |kind, inst: Option<kiln_ir::Inst>| RuntimeError {
         kind,
@@ -73,7 +86,9 @@ fn call_at_depth(m: &Module, id: KernelId, args: &[Scalar], fuel: &mut Fuel, dep
         return Err(fail(ErrorKind::CallDepth, None));
     }
     let mut env: Vec<Option<Scalar>> = vec![None; k.values.len()];
-    let get = |env: &[Option<Scalar>], v: Value| env[v.index()].expect("verified IR defines every value before use");
+    let get = |env: &[Option<Scalar>], v: Value| {
+        env[v.index()].expect("verified IR defines every value before use")
+    };
     let mut block: Block = k.entry();
     let mut incoming: Vec<Scalar> = args.to_vec();
     loop {
@@ -92,11 +107,18 @@ fn call_at_depth(m: &Module, id: KernelId, args: &[Scalar], fuel: &mut Fuel, dep
                 InstKind::Const(c) => vec![*c],
                 InstKind::Unary(op, x) => vec![eval_unary(*op, get(&env, *x))],
                 InstKind::Binary(op, a, b) => {
-                    vec![eval_binary(*op, get(&env, *a), get(&env, *b)).map_err(|e| fail(e, Some(inst)))?]
+                    vec![eval_binary(*op, get(&env, *a), get(&env, *b))
+                        .map_err(|e| fail(e, Some(inst)))?]
                 }
-                InstKind::Fma(a, b, c) => vec![eval_fma(get(&env, *a), get(&env, *b), get(&env, *c))],
+                InstKind::Fma(a, b, c) => {
+                    vec![eval_fma(get(&env, *a), get(&env, *b), get(&env, *c))]
+                }
                 InstKind::Select(c, a, b) => {
-                    vec![if get(&env, *c) == Scalar::Bool(true) { get(&env, *a) } else { get(&env, *b) }]
+                    vec![if get(&env, *c) == Scalar::Bool(true) {
+                        get(&env, *a)
+                    } else {
+                        get(&env, *b)
+                    }]
                 }
                 InstKind::Cast(x) => vec![eval_cast(get(&env, *x), k.value_type(idata.results[0]))],
                 InstKind::Call(callee, args) => {
@@ -114,8 +136,15 @@ fn call_at_depth(m: &Module, id: KernelId, args: &[Scalar], fuel: &mut Fuel, dep
                     vec![]
                 }
                 InstKind::Branch(c, t, e) => {
-                    let target = if get(&env, *c) == Scalar::Bool(true) { t } else { e };
-                    next = Some((target.block, target.args.iter().map(|&a| get(&env, a)).collect()));
+                    let target = if get(&env, *c) == Scalar::Bool(true) {
+                        t
+                    } else {
+                        e
+                    };
+                    next = Some((
+                        target.block,
+                        target.args.iter().map(|&a| get(&env, a)).collect(),
+                    ));
                     vec![]
                 }
                 InstKind::Return(vs) => return Ok(vs.iter().map(|&v| get(&env, v)).collect()),
@@ -211,7 +240,13 @@ pub fn eval_unary(op: UnaryOp, x: Scalar) -> Scalar {
 }
 
 /// IEEE 754-2019 `minimum`/`maximum`: NaN if either is NaN, and `-0.0 < +0.0`.
-fn float_min_max<F: Copy + PartialOrd>(a: F, b: F, is_nan: fn(F) -> bool, is_neg: fn(F) -> bool, want_max: bool) -> F {
+fn float_min_max<F: Copy + PartialOrd>(
+    a: F,
+    b: F,
+    is_nan: fn(F) -> bool,
+    is_neg: fn(F) -> bool,
+    want_max: bool,
+) -> F {
     if is_nan(a) {
         return a;
     }
@@ -253,7 +288,12 @@ macro_rules! int_arith {
             BinaryOp::Ge => Ok(Scalar::Bool(a >= b)),
             BinaryOp::Min => Ok($ctor(a.min(b))),
             BinaryOp::Max => Ok($ctor(a.max(b))),
-            BinaryOp::Shl | BinaryOp::Shr | BinaryOp::Atan2 | BinaryOp::Pow | BinaryOp::Hypot | BinaryOp::Copysign => {
+            BinaryOp::Shl
+            | BinaryOp::Shr
+            | BinaryOp::Atan2
+            | BinaryOp::Pow
+            | BinaryOp::Hypot
+            | BinaryOp::Copysign => {
                 unreachable!("handled by the caller or rejected by the verifier")
             }
         }
@@ -275,8 +315,20 @@ macro_rules! float_arith {
             BinaryOp::Le => Ok(Scalar::Bool(a <= b)),
             BinaryOp::Gt => Ok(Scalar::Bool(a > b)),
             BinaryOp::Ge => Ok(Scalar::Bool(a >= b)),
-            BinaryOp::Min => Ok($ctor(float_min_max(a, b, |x| x.is_nan(), |x| x.is_sign_negative(), false))),
-            BinaryOp::Max => Ok($ctor(float_min_max(a, b, |x| x.is_nan(), |x| x.is_sign_negative(), true))),
+            BinaryOp::Min => Ok($ctor(float_min_max(
+                a,
+                b,
+                |x| x.is_nan(),
+                |x| x.is_sign_negative(),
+                false,
+            ))),
+            BinaryOp::Max => Ok($ctor(float_min_max(
+                a,
+                b,
+                |x| x.is_nan(),
+                |x| x.is_sign_negative(),
+                true,
+            ))),
             BinaryOp::Atan2 => Ok($ctor($atan2(a, b))),
             BinaryOp::Pow => Ok($ctor($pow(a, b))),
             BinaryOp::Hypot => Ok($ctor($hypot(a, b))),
@@ -307,10 +359,26 @@ pub fn eval_binary(op: BinaryOp, a: Scalar, b: Scalar) -> Result<Scalar, ErrorKi
         let n = shift_amount(b);
         let left = op == BinaryOp::Shl;
         return Ok(match a {
-            I32(v) => I32(if left { v.wrapping_shl(n) } else { v.wrapping_shr(n) }),
-            I64(v) => I64(if left { v.wrapping_shl(n) } else { v.wrapping_shr(n) }),
-            U32(v) => U32(if left { v.wrapping_shl(n) } else { v.wrapping_shr(n) }),
-            U64(v) => U64(if left { v.wrapping_shl(n) } else { v.wrapping_shr(n) }),
+            I32(v) => I32(if left {
+                v.wrapping_shl(n)
+            } else {
+                v.wrapping_shr(n)
+            }),
+            I64(v) => I64(if left {
+                v.wrapping_shl(n)
+            } else {
+                v.wrapping_shr(n)
+            }),
+            U32(v) => U32(if left {
+                v.wrapping_shl(n)
+            } else {
+                v.wrapping_shr(n)
+            }),
+            U64(v) => U64(if left {
+                v.wrapping_shl(n)
+            } else {
+                v.wrapping_shr(n)
+            }),
             other => unreachable!("verified IR: shift of {other:?}"),
         });
     }
@@ -331,8 +399,28 @@ pub fn eval_binary(op: BinaryOp, a: Scalar, b: Scalar) -> Result<Scalar, ErrorKi
         (I64(a), I64(b)) => int_arith!(op, a, b, I64, 0),
         (U32(a), U32(b)) => int_arith!(op, a, b, U32, 0),
         (U64(a), U64(b)) => int_arith!(op, a, b, U64, 0),
-        (F32(a), F32(b)) => float_arith!(op, a, b, F32, libm::fmodf, libm::atan2f, libm::powf, libm::hypotf, libm::copysignf),
-        (F64(a), F64(b)) => float_arith!(op, a, b, F64, libm::fmod, libm::atan2, libm::pow, libm::hypot, libm::copysign),
+        (F32(a), F32(b)) => float_arith!(
+            op,
+            a,
+            b,
+            F32,
+            libm::fmodf,
+            libm::atan2f,
+            libm::powf,
+            libm::hypotf,
+            libm::copysignf
+        ),
+        (F64(a), F64(b)) => float_arith!(
+            op,
+            a,
+            b,
+            F64,
+            libm::fmod,
+            libm::atan2,
+            libm::pow,
+            libm::hypot,
+            libm::copysign
+        ),
         (a, b) => unreachable!("verified IR: {} on {a:?} and {b:?}", op.name()),
     }
 }
@@ -381,16 +469,34 @@ mod tests {
 
     #[test]
     fn integer_edge_semantics() {
-        assert_eq!(eval_binary(BinaryOp::Div, I64(i64::MIN), I64(-1)), Ok(I64(i64::MIN)));
-        assert_eq!(eval_binary(BinaryOp::Rem, I32(i32::MIN), I32(-1)), Ok(I32(0)));
+        assert_eq!(
+            eval_binary(BinaryOp::Div, I64(i64::MIN), I64(-1)),
+            Ok(I64(i64::MIN))
+        );
+        assert_eq!(
+            eval_binary(BinaryOp::Rem, I32(i32::MIN), I32(-1)),
+            Ok(I32(0))
+        );
         assert_eq!(eval_binary(BinaryOp::Div, I32(-7), I32(2)), Ok(I32(-3)));
         assert_eq!(eval_binary(BinaryOp::Rem, I32(-7), I32(2)), Ok(I32(-1)));
-        assert_eq!(eval_binary(BinaryOp::Div, U32(1), U32(0)), Err(ErrorKind::DivisionByZero));
-        assert_eq!(eval_binary(BinaryOp::Rem, I64(1), I64(0)), Err(ErrorKind::RemainderByZero));
+        assert_eq!(
+            eval_binary(BinaryOp::Div, U32(1), U32(0)),
+            Err(ErrorKind::DivisionByZero)
+        );
+        assert_eq!(
+            eval_binary(BinaryOp::Rem, I64(1), I64(0)),
+            Err(ErrorKind::RemainderByZero)
+        );
         assert_eq!(eval_binary(BinaryOp::Shl, I32(1), I32(33)), Ok(I32(2)));
         assert_eq!(eval_binary(BinaryOp::Shr, I32(-8), U64(1)), Ok(I32(-4)));
-        assert_eq!(eval_binary(BinaryOp::Shr, U32(0x8000_0000), I32(-1)), Ok(U32(1)));
-        assert_eq!(eval_binary(BinaryOp::Add, I32(i32::MAX), I32(1)), Ok(I32(i32::MIN)));
+        assert_eq!(
+            eval_binary(BinaryOp::Shr, U32(0x8000_0000), I32(-1)),
+            Ok(U32(1))
+        );
+        assert_eq!(
+            eval_binary(BinaryOp::Add, I32(i32::MAX), I32(1)),
+            Ok(I32(i32::MIN))
+        );
     }
 
     #[test]
@@ -409,6 +515,9 @@ mod tests {
         assert_eq!(eval_cast(F32(-1.0), ScalarType::U32), U32(0));
         assert_eq!(eval_cast(I64(-1), ScalarType::U32), U32(u32::MAX));
         assert_eq!(eval_cast(Bool(true), ScalarType::F64), F64(1.0));
-        assert_eq!(eval_binary(BinaryOp::Rem, F64(-7.5), F64(2.0)), Ok(F64(-1.5)));
+        assert_eq!(
+            eval_binary(BinaryOp::Rem, F64(-7.5), F64(2.0)),
+            Ok(F64(-1.5))
+        );
     }
 }

@@ -11,7 +11,13 @@ use crate::kernel::Kernel;
 /// Successor blocks of `b` (empty if `b` has no terminator).
 pub fn successors(k: &Kernel, b: Block) -> Vec<Block> {
     match k.terminator(b) {
-        Some(t) => k.inst(t).kind.successors().iter().map(|c| c.block).collect(),
+        Some(t) => k
+            .inst(t)
+            .kind
+            .successors()
+            .iter()
+            .map(|c| c.block)
+            .collect(),
         None => Vec::new(),
     }
 }
@@ -52,7 +58,8 @@ impl Dominators {
     /// Computes the dominator tree of `k`.
     pub fn compute(k: &Kernel) -> Dominators {
         let rpo = reverse_post_order(k);
-        let rpo_index: HashMap<Block, usize> = rpo.iter().enumerate().map(|(i, &b)| (b, i)).collect();
+        let rpo_index: HashMap<Block, usize> =
+            rpo.iter().enumerate().map(|(i, &b)| (b, i)).collect();
         let mut preds: HashMap<Block, Vec<Block>> = HashMap::new();
         for &b in &rpo {
             for s in successors(k, b) {
@@ -111,7 +118,12 @@ impl Dominators {
     }
 }
 
-fn intersect(idom: &HashMap<Block, Block>, order: &HashMap<Block, usize>, mut a: Block, mut b: Block) -> Block {
+fn intersect(
+    idom: &HashMap<Block, Block>,
+    order: &HashMap<Block, usize>,
+    mut a: Block,
+    mut b: Block,
+) -> Block {
     while a != b {
         while order[&a] > order[&b] {
             a = idom[&a];

@@ -53,8 +53,8 @@ impl UnaryOp {
         use UnaryOp::*;
         [
             Neg, Not, Abs, Sqrt, Cbrt, Exp, Exp2, Expm1, Log, Log2, Log10, Log1p, Sin, Cos, Tan,
-            Asin, Acos, Atan, Sinh, Cosh, Tanh, Asinh, Acosh, Atanh, Erf, Erfc, Floor, Ceil, Round, Trunc,
-            IsNan, IsInf, IsFinite,
+            Asin, Acos, Atan, Sinh, Cosh, Tanh, Asinh, Acosh, Atanh, Erf, Erfc, Floor, Ceil, Round,
+            Trunc, IsNan, IsInf, IsFinite,
         ]
     };
 
@@ -252,7 +252,10 @@ pub enum InstKind {
 impl InstKind {
     /// Jumps, branches and returns end a block.
     pub fn is_terminator(&self) -> bool {
-        matches!(self, InstKind::Jump(_) | InstKind::Branch(..) | InstKind::Return(_))
+        matches!(
+            self,
+            InstKind::Jump(_) | InstKind::Branch(..) | InstKind::Return(_)
+        )
     }
 
     /// The value operands, in order (block-call arguments included).

@@ -122,7 +122,12 @@ pub struct Kernel {
 
 impl Kernel {
     /// An empty kernel with an entry block whose parameters are the kernel's parameters.
-    pub fn new(name: impl Into<String>, kind: KernelKind, params: Vec<ScalarType>, results: Vec<ScalarType>) -> Kernel {
+    pub fn new(
+        name: impl Into<String>,
+        kind: KernelKind,
+        params: Vec<ScalarType>,
+        results: Vec<ScalarType>,
+    ) -> Kernel {
         let mut k = Kernel {
             name: name.into(),
             kind,
@@ -167,7 +172,12 @@ impl Kernel {
     }
 
     /// Creates an instruction with results of types `result_types`, unlinked.
-    pub fn create_inst(&mut self, kind: InstKind, result_types: &[ScalarType], loc: Option<SourceLoc>) -> Inst {
+    pub fn create_inst(
+        &mut self,
+        kind: InstKind,
+        result_types: &[ScalarType],
+        loc: Option<SourceLoc>,
+    ) -> Inst {
         let inst = Inst::new(self.insts.len());
         let results = result_types
             .iter()
@@ -187,7 +197,13 @@ impl Kernel {
     }
 
     /// Creates an instruction and appends it to `block`.
-    pub fn append_inst(&mut self, block: Block, kind: InstKind, result_types: &[ScalarType], loc: Option<SourceLoc>) -> Inst {
+    pub fn append_inst(
+        &mut self,
+        block: Block,
+        kind: InstKind,
+        result_types: &[ScalarType],
+        loc: Option<SourceLoc>,
+    ) -> Inst {
         let inst = self.create_inst(kind, result_types, loc);
         self.blocks[block.index()].insts.push(inst);
         inst
@@ -211,12 +227,18 @@ impl Kernel {
     /// The last instruction of `block`, if it is a terminator.
     pub fn terminator(&self, block: Block) -> Option<Inst> {
         let last = *self.blocks[block.index()].insts.last()?;
-        self.insts[last.index()].kind.is_terminator().then_some(last)
+        self.insts[last.index()]
+            .kind
+            .is_terminator()
+            .then_some(last)
     }
 
     /// Number of linked instructions (a size measure for tests and inlining limits).
     pub fn inst_count(&self) -> usize {
-        self.layout.iter().map(|b| self.blocks[b.index()].insts.len()).sum()
+        self.layout
+            .iter()
+            .map(|b| self.blocks[b.index()].insts.len())
+            .sum()
     }
 }
 

@@ -33,25 +33,63 @@ mod tests {
 
     /// `fn f(x: i64) -> i64 { if x < 0 { -x } else { x } }`, built by hand.
     fn abs_kernel() -> Kernel {
-        let mut k = Kernel::new("f", KernelKind::Fn, vec![ScalarType::I64], vec![ScalarType::I64]);
+        let mut k = Kernel::new(
+            "f",
+            KernelKind::Fn,
+            vec![ScalarType::I64],
+            vec![ScalarType::I64],
+        );
         let entry = k.entry();
         let x = k.block(entry).params[0];
         let neg = k.create_block();
         let join = k.create_block();
         let r = k.append_block_param(join, ScalarType::I64);
-        let zero = k.append_inst(entry, InstKind::Const(Scalar::I64(0)), &[ScalarType::I64], None);
+        let zero = k.append_inst(
+            entry,
+            InstKind::Const(Scalar::I64(0)),
+            &[ScalarType::I64],
+            None,
+        );
         let zero = k.inst(zero).results[0];
-        let c = k.append_inst(entry, InstKind::Binary(BinaryOp::Lt, x, zero), &[ScalarType::Bool], None);
+        let c = k.append_inst(
+            entry,
+            InstKind::Binary(BinaryOp::Lt, x, zero),
+            &[ScalarType::Bool],
+            None,
+        );
         let c = k.inst(c).results[0];
         k.append_inst(
             entry,
-            InstKind::Branch(c, BlockCall { block: neg, args: vec![] }, BlockCall { block: join, args: vec![x] }),
+            InstKind::Branch(
+                c,
+                BlockCall {
+                    block: neg,
+                    args: vec![],
+                },
+                BlockCall {
+                    block: join,
+                    args: vec![x],
+                },
+            ),
             &[],
             None,
         );
-        let n = k.append_inst(neg, InstKind::Unary(UnaryOp::Neg, x), &[ScalarType::I64], None);
+        let n = k.append_inst(
+            neg,
+            InstKind::Unary(UnaryOp::Neg, x),
+            &[ScalarType::I64],
+            None,
+        );
         let n = k.inst(n).results[0];
-        k.append_inst(neg, InstKind::Jump(BlockCall { block: join, args: vec![n] }), &[], None);
+        k.append_inst(
+            neg,
+            InstKind::Jump(BlockCall {
+                block: join,
+                args: vec![n],
+            }),
+            &[],
+            None,
+        );
         k.append_inst(join, InstKind::Return(vec![r]), &[], None);
         k
     }
@@ -98,7 +136,11 @@ block2(v4: i64):
         let entry = bad.entry();
         let x = bad.block(entry).params[0];
         let c = bad.insts[1].results[0];
-        let add = bad.create_inst(InstKind::Binary(BinaryOp::Add, x, c), &[ScalarType::I64], None);
+        let add = bad.create_inst(
+            InstKind::Binary(BinaryOp::Add, x, c),
+            &[ScalarType::I64],
+            None,
+        );
         bad.blocks[entry.index()].insts.insert(2, add);
         let e = verify(&Module { kernels: vec![bad] }).expect_err("type error");
         assert!(e.message.contains("differ"), "{e}");

@@ -54,7 +54,10 @@ impl ScalarType {
 
     /// `i32 i64 u32 u64`.
     pub fn is_int(self) -> bool {
-        matches!(self, ScalarType::I32 | ScalarType::I64 | ScalarType::U32 | ScalarType::U64)
+        matches!(
+            self,
+            ScalarType::I32 | ScalarType::I64 | ScalarType::U32 | ScalarType::U64
+        )
     }
 
     /// `i32 i64`.

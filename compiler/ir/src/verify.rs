@@ -69,7 +69,10 @@ pub fn verify_kernel(m: &Module, k: &Kernel) -> Result<(), VerifierError> {
 fn check_handles(cx: &Ctx<'_>) -> Result<(), VerifierError> {
     let k = cx.k;
     if k.insts.len() != k.locs.len() {
-        return Err(cx.err("kernel", "location table and instruction arena differ in length"));
+        return Err(cx.err(
+            "kernel",
+            "location table and instruction arena differ in length",
+        ));
     }
     if k.layout.is_empty() {
         return Err(cx.err("kernel", "no entry block"));
@@ -89,7 +92,10 @@ fn check_handles(cx: &Ctx<'_>) -> Result<(), VerifierError> {
         let data = &k.blocks[b.index()];
         for (i, &p) in data.params.iter().enumerate() {
             if !value_ok(p) || k.values[p.index()].def != ValueDef::Param(b, i as u32) {
-                return Err(cx.err(b, format!("parameter {i} is not defined as this block's parameter")));
+                return Err(cx.err(
+                    b,
+                    format!("parameter {i} is not defined as this block's parameter"),
+                ));
             }
         }
         for &inst in &data.insts {
@@ -102,7 +108,10 @@ fn check_handles(cx: &Ctx<'_>) -> Result<(), VerifierError> {
             let idata = &k.insts[inst.index()];
             for (i, &r) in idata.results.iter().enumerate() {
                 if !value_ok(r) || k.values[r.index()].def != ValueDef::Result(inst, i as u32) {
-                    return Err(cx.err(inst, format!("result {i} is not defined by this instruction")));
+                    return Err(cx.err(
+                        inst,
+                        format!("result {i} is not defined by this instruction"),
+                    ));
                 }
             }
             for v in idata.kind.operands() {
@@ -112,7 +121,10 @@ fn check_handles(cx: &Ctx<'_>) -> Result<(), VerifierError> {
             }
             for c in idata.kind.successors() {
                 if !seen_blocks.contains(&c.block) {
-                    return Err(cx.err(inst, format!("jump to {} which is not in the layout", c.block)));
+                    return Err(cx.err(
+                        inst,
+                        format!("jump to {} which is not in the layout", c.block),
+                    ));
                 }
             }
             if let InstKind::Call(id, _) = &idata.kind {
@@ -128,9 +140,16 @@ fn check_handles(cx: &Ctx<'_>) -> Result<(), VerifierError> {
 fn check_rules(cx: &Ctx<'_>) -> Result<(), VerifierError> {
     let k = cx.k;
     let entry = k.entry();
-    let entry_types: Vec<ScalarType> = k.blocks[entry.index()].params.iter().map(|&p| cx.ty(p)).collect();
+    let entry_types: Vec<ScalarType> = k.blocks[entry.index()]
+        .params
+        .iter()
+        .map(|&p| cx.ty(p))
+        .collect();
     if entry_types != k.params {
-        return Err(cx.err(entry, "entry block parameters differ from the kernel's parameters"));
+        return Err(cx.err(
+            entry,
+            "entry block parameters differ from the kernel's parameters",
+        ));
     }
     for &b in &k.layout {
         let insts = &k.blocks[b.index()].insts;
@@ -152,7 +171,11 @@ fn check_rules(cx: &Ctx<'_>) -> Result<(), VerifierError> {
     check_dominance(cx)
 }
 
-fn check_block_call(cx: &Ctx<'_>, inst: Inst, c: &crate::inst::BlockCall) -> Result<(), VerifierError> {
+fn check_block_call(
+    cx: &Ctx<'_>,
+    inst: Inst,
+    c: &crate::inst::BlockCall,
+) -> Result<(), VerifierError> {
     if c.block == cx.k.entry() {
         return Err(cx.err(inst, "jump to the entry block"));
     }
@@ -160,12 +183,25 @@ fn check_block_call(cx: &Ctx<'_>, inst: Inst, c: &crate::inst::BlockCall) -> Res
     if params.len() != c.args.len() {
         return Err(cx.err(
             inst,
-            format!("{} takes {} arguments, given {}", c.block, params.len(), c.args.len()),
+            format!(
+                "{} takes {} arguments, given {}",
+                c.block,
+                params.len(),
+                c.args.len()
+            ),
         ));
     }
     for (&p, &a) in params.iter().zip(&c.args) {
         if cx.ty(p) != cx.ty(a) {
-            return Err(cx.err(inst, format!("argument {a} has type {}, {} expects {}", cx.ty(a), c.block, cx.ty(p))));
+            return Err(cx.err(
+                inst,
+                format!(
+                    "argument {a} has type {}, {} expects {}",
+                    cx.ty(a),
+                    c.block,
+                    cx.ty(p)
+                ),
+            ));
         }
     }
     Ok(())
@@ -177,7 +213,10 @@ fn check_inst(cx: &Ctx<'_>, inst: Inst) -> Result<(), VerifierError> {
     let rtys: Vec<ScalarType> = data.results.iter().map(|&r| cx.ty(r)).collect();
     let one_result = |expect: ScalarType| -> Result<(), VerifierError> {
         if rtys != [expect] {
-            return Err(cx.err(inst, format!("expected one result of type {expect}, found {rtys:?}")));
+            return Err(cx.err(
+                inst,
+                format!("expected one result of type {expect}, found {rtys:?}"),
+            ));
         }
         Ok(())
     };
@@ -199,7 +238,11 @@ fn check_inst(cx: &Ctx<'_>, inst: Inst) -> Result<(), VerifierError> {
             if !ok {
                 return Err(cx.err(inst, format!("`{}` does not apply to {t}", op.name())));
             }
-            one_result(if op.is_predicate() { ScalarType::Bool } else { t })
+            one_result(if op.is_predicate() {
+                ScalarType::Bool
+            } else {
+                t
+            })
         }
         InstKind::Binary(op, a, b) => {
             let (ta, tb) = (cx.ty(*a), cx.ty(*b));
@@ -213,9 +256,18 @@ fn check_inst(cx: &Ctx<'_>, inst: Inst) -> Result<(), VerifierError> {
                 return Err(cx.err(inst, format!("operand types differ: {ta} and {tb}")));
             }
             let ok = match op {
-                BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => ta.is_int() || ta == ScalarType::Bool,
-                BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => true,
-                BinaryOp::Atan2 | BinaryOp::Pow | BinaryOp::Hypot | BinaryOp::Copysign => ta.is_float(),
+                BinaryOp::And | BinaryOp::Or | BinaryOp::Xor => {
+                    ta.is_int() || ta == ScalarType::Bool
+                }
+                BinaryOp::Eq
+                | BinaryOp::Ne
+                | BinaryOp::Lt
+                | BinaryOp::Le
+                | BinaryOp::Gt
+                | BinaryOp::Ge => true,
+                BinaryOp::Atan2 | BinaryOp::Pow | BinaryOp::Hypot | BinaryOp::Copysign => {
+                    ta.is_float()
+                }
                 BinaryOp::Add
                 | BinaryOp::Sub
                 | BinaryOp::Mul
@@ -229,7 +281,11 @@ fn check_inst(cx: &Ctx<'_>, inst: Inst) -> Result<(), VerifierError> {
             if !ok {
                 return Err(cx.err(inst, format!("`{}` does not apply to {ta}", op.name())));
             }
-            one_result(if op.is_comparison() { ScalarType::Bool } else { ta })
+            one_result(if op.is_comparison() {
+                ScalarType::Bool
+            } else {
+                ta
+            })
         }
         InstKind::Fma(a, b, c) => {
             let t = cx.ty(*a);
@@ -254,10 +310,22 @@ fn check_inst(cx: &Ctx<'_>, inst: Inst) -> Result<(), VerifierError> {
             let callee = cx.m.kernel(*id);
             let atys: Vec<ScalarType> = args.iter().map(|&a| cx.ty(a)).collect();
             if atys != callee.params {
-                return Err(cx.err(inst, format!("call of `{}` with arguments {atys:?}, expected {:?}", callee.name, callee.params)));
+                return Err(cx.err(
+                    inst,
+                    format!(
+                        "call of `{}` with arguments {atys:?}, expected {:?}",
+                        callee.name, callee.params
+                    ),
+                ));
             }
             if rtys != callee.results {
-                return Err(cx.err(inst, format!("call of `{}` has results {rtys:?}, expected {:?}", callee.name, callee.results)));
+                return Err(cx.err(
+                    inst,
+                    format!(
+                        "call of `{}` has results {rtys:?}, expected {:?}",
+                        callee.name, callee.results
+                    ),
+                ));
             }
             Ok(())
         }
@@ -282,7 +350,10 @@ fn check_inst(cx: &Ctx<'_>, inst: Inst) -> Result<(), VerifierError> {
         InstKind::Return(vs) => {
             let tys: Vec<ScalarType> = vs.iter().map(|&v| cx.ty(v)).collect();
             if tys != k.results {
-                return Err(cx.err(inst, format!("returns {tys:?}, the kernel returns {:?}", k.results)));
+                return Err(cx.err(
+                    inst,
+                    format!("returns {tys:?}, the kernel returns {:?}", k.results),
+                ));
             }
             no_results()
         }
@@ -309,7 +380,9 @@ fn check_dominance(cx: &Ctx<'_>) -> Result<(), VerifierError> {
         for (i, &inst) in k.blocks[b.index()].insts.iter().enumerate() {
             for v in k.insts[inst.index()].kind.operands() {
                 let ok = match k.values[v.index()].def {
-                    ValueDef::Param(pb, _) => linked.contains(&pb) && doms.is_reachable(pb) && doms.dominates(pb, b),
+                    ValueDef::Param(pb, _) => {
+                        linked.contains(&pb) && doms.is_reachable(pb) && doms.dominates(pb, b)
+                    }
                     ValueDef::Result(di, _) => match pos.get(&di) {
                         Some(&(db, dj)) if db == b => dj < i,
                         Some(&(db, _)) => doms.is_reachable(db) && doms.dominates(db, b),
@@ -317,7 +390,10 @@ fn check_dominance(cx: &Ctx<'_>) -> Result<(), VerifierError> {
                     },
                 };
                 if !ok {
-                    return Err(cx.err(inst, format!("use of {v} is not dominated by its definition")));
+                    return Err(cx.err(
+                        inst,
+                        format!("use of {v} is not dominated by its definition"),
+                    ));
                 }
             }
         }

@@ -93,11 +93,21 @@ impl Names {
     }
 }
 
-fn write_kernel_to(out: &mut String, k: &Kernel, callee_name: impl Fn(usize) -> Option<String>) -> fmt::Result {
+fn write_kernel_to(
+    out: &mut String,
+    k: &Kernel,
+    callee_name: impl Fn(usize) -> Option<String>,
+) -> fmt::Result {
     let names = Names::of(k);
     let params: Vec<&str> = k.params.iter().map(|t| t.name()).collect();
     let results: Vec<&str> = k.results.iter().map(|t| t.name()).collect();
-    write!(out, "{} {}({})", k.kind.keyword(), k.name, params.join(", "))?;
+    write!(
+        out,
+        "{} {}({})",
+        k.kind.keyword(),
+        k.name,
+        params.join(", ")
+    )?;
     match results.len() {
         0 => {}
         1 => write!(out, " -> {}", results[0])?,
@@ -130,7 +140,9 @@ fn write_kernel_to(out: &mut String, k: &Kernel, callee_name: impl Fn(usize) -> 
             match &idata.kind {
                 InstKind::Const(c) => write!(out, "const {c}")?,
                 InstKind::Unary(op, x) => write!(out, "{} {}", op.name(), names.v(*x))?,
-                InstKind::Binary(op, a, b) => write!(out, "{} {}, {}", op.name(), names.v(*a), names.v(*b))?,
+                InstKind::Binary(op, a, b) => {
+                    write!(out, "{} {}, {}", op.name(), names.v(*a), names.v(*b))?
+                }
                 InstKind::Fma(a, b, c) => write!(out, "fma {}", names.list(&[*a, *b, *c]))?,
                 InstKind::Select(a, b, c) => write!(out, "select {}", names.list(&[*a, *b, *c]))?,
                 InstKind::Cast(x) => write!(out, "cast {}", names.v(*x))?,
@@ -140,9 +152,13 @@ fn write_kernel_to(out: &mut String, k: &Kernel, callee_name: impl Fn(usize) -> 
                 }
                 InstKind::Assert(x) => write!(out, "assert {}", names.v(*x))?,
                 InstKind::Jump(t) => write!(out, "jump {}", names.call(t))?,
-                InstKind::Branch(c, t, e) => {
-                    write!(out, "br {}, {}, {}", names.v(*c), names.call(t), names.call(e))?
-                }
+                InstKind::Branch(c, t, e) => write!(
+                    out,
+                    "br {}, {}, {}",
+                    names.v(*c),
+                    names.call(t),
+                    names.call(e)
+                )?,
                 InstKind::Return(vs) => {
                     if vs.is_empty() {
                         out.push_str("return")

@@ -17,12 +17,21 @@
 use std::collections::{HashMap, HashSet};
 
 use kiln_ir::cfg::{remove_unreachable_blocks, reverse_post_order};
-use kiln_ir::{Block, BlockCall, InstKind, Kernel, KernelId, Module, Scalar, UnaryOp, Value, ValueDef, VerifierError};
+use kiln_ir::{
+    Block, BlockCall, InstKind, Kernel, KernelId, Module, Scalar, UnaryOp, Value, ValueDef,
+    VerifierError,
+};
 
 /// Runs the standard pipeline on every kernel: inline, then fold and clean up twice.
 /// With `verify_each`, the verifier runs after every pass and its first complaint is returned.
 pub fn optimize(m: &mut Module, verify_each: bool) -> Result<(), VerifierError> {
-    let check = |m: &Module| if verify_each { kiln_ir::verify(m).map(|_| ()) } else { Ok(()) };
+    let check = |m: &Module| {
+        if verify_each {
+            kiln_ir::verify(m).map(|_| ())
+        } else {
+            Ok(())
+        }
+    };
     inline_calls(m);
     check(m)?;
     for i in 0..m.kernels.len() {
@@ -46,12 +55,18 @@ pub fn inline_calls(m: &mut Module) {
             let site = {
                 let k = &m.kernels[i];
                 k.layout.iter().find_map(|&b| {
-                    k.block(b).insts.iter().position(|&inst| matches!(k.inst(inst).kind, InstKind::Call(..))).map(|pos| (b, pos))
+                    k.block(b)
+                        .insts
+                        .iter()
+                        .position(|&inst| matches!(k.inst(inst).kind, InstKind::Call(..)))
+                        .map(|pos| (b, pos))
                 })
             };
             let Some((block, pos)) = site else { break };
             let call = m.kernels[i].block(block).insts[pos];
-            let InstKind::Call(callee, _) = m.kernels[i].inst(call).kind else { unreachable!("found a call above") };
+            let InstKind::Call(callee, _) = m.kernels[i].inst(call).kind else {
+                unreachable!("found a call above")
+            };
             if callee.index() >= i {
                 // Not yet inlined itself (or recursive): leave it, the interpreter can run calls.
                 break;
@@ -65,7 +80,9 @@ pub fn inline_calls(m: &mut Module) {
 /// Replaces the call at `caller.block(block).insts[pos]` by a copy of `callee`.
 fn inline_one(k: &mut Kernel, block: Block, pos: usize, callee: &Kernel) {
     let call = k.blocks[block.index()].insts[pos];
-    let InstKind::Call(_, args) = k.inst(call).kind.clone() else { unreachable!("inline_one is given a call") };
+    let InstKind::Call(_, args) = k.inst(call).kind.clone() else {
+        unreachable!("inline_one is given a call")
+    };
     let results = k.inst(call).results.clone();
     let call_loc = k.locs[call.index()];
 
@@ -101,7 +118,10 @@ fn inline_one(k: &mut Kernel, block: Block, pos: usize, callee: &Kernel) {
                 c.block = bmap[&c.block];
             }
             if let InstKind::Return(vs) = kind {
-                kind = InstKind::Jump(BlockCall { block: cont, args: vs });
+                kind = InstKind::Jump(BlockCall {
+                    block: cont,
+                    args: vs,
+                });
             }
             let tys: Vec<_> = data.results.iter().map(|&r| callee.value_type(r)).collect();
             let loc = callee.locs[ci.index()].or(call_loc);
@@ -112,20 +132,40 @@ fn inline_one(k: &mut Kernel, block: Block, pos: usize, callee: &Kernel) {
         }
     }
     let entry_copy = bmap[&callee.entry()];
-    k.append_inst(block, InstKind::Jump(BlockCall { block: entry_copy, args }), &[], None);
+    k.append_inst(
+        block,
+        InstKind::Jump(BlockCall {
+            block: entry_copy,
+            args,
+        }),
+        &[],
+        None,
+    );
 
     // Layout: the copied blocks and the continuation right after `block`.
-    let new_blocks: Vec<Block> = callee.layout.iter().map(|b| bmap[b]).chain([cont]).collect();
+    let new_blocks: Vec<Block> = callee
+        .layout
+        .iter()
+        .map(|b| bmap[b])
+        .chain([cont])
+        .collect();
     let set: HashSet<Block> = new_blocks.iter().copied().collect();
     k.layout.retain(|b| !set.contains(b));
-    let at = k.layout.iter().position(|&b| b == block).map_or(k.layout.len(), |p| p + 1);
+    let at = k
+        .layout
+        .iter()
+        .position(|&b| b == block)
+        .map_or(k.layout.len(), |p| p + 1);
     k.layout.splice(at..at, new_blocks);
 }
 
 /// Unary operators that are folded: those whose result every back end computes exactly.
 fn foldable_unary(op: UnaryOp) -> bool {
     use UnaryOp::*;
-    matches!(op, Neg | Not | Abs | Sqrt | Floor | Ceil | Round | Trunc | IsNan | IsInf | IsFinite)
+    matches!(
+        op,
+        Neg | Not | Abs | Sqrt | Floor | Ceil | Round | Trunc | IsNan | IsInf | IsFinite
+    )
 }
 
 /// Folds operations on constants and branches on constants.
@@ -144,16 +184,23 @@ pub fn fold_constants(k: &mut Kernel) {
             let mut kind = k.insts[inst.index()].kind.clone();
             kind.map_operands(|v| resolve(&alias, v));
             let c = |v: &Value| consts.get(v).copied();
-            let result_ty = k.insts[inst.index()].results.first().map(|&r| k.value_type(r));
+            let result_ty = k.insts[inst.index()]
+                .results
+                .first()
+                .map(|&r| k.value_type(r));
             let folded: Option<Scalar> = match &kind {
                 InstKind::Const(s) => Some(*s),
-                InstKind::Unary(op, x) if foldable_unary(*op) => c(x).map(|x| kiln_interp::eval_unary(*op, x)),
+                InstKind::Unary(op, x) if foldable_unary(*op) => {
+                    c(x).map(|x| kiln_interp::eval_unary(*op, x))
+                }
                 InstKind::Binary(op, a, b) if !op.float_only() => match (c(a), c(b)) {
                     (Some(a), Some(b)) => kiln_interp::eval_binary(*op, a, b).ok(),
                     _ => None,
                 },
                 InstKind::Binary(kiln_ir::BinaryOp::Copysign, a, b) => match (c(a), c(b)) {
-                    (Some(a), Some(b)) => kiln_interp::eval_binary(kiln_ir::BinaryOp::Copysign, a, b).ok(),
+                    (Some(a), Some(b)) => {
+                        kiln_interp::eval_binary(kiln_ir::BinaryOp::Copysign, a, b).ok()
+                    }
                     _ => None,
                 },
                 InstKind::Fma(a, b, d) => match (c(a), c(b), c(d)) {
@@ -190,7 +237,9 @@ pub fn fold_constants(k: &mut Kernel) {
     if !alias.is_empty() {
         for &b in &k.layout.clone() {
             for &inst in &k.blocks[b.index()].insts.clone() {
-                k.insts[inst.index()].kind.map_operands(|v| resolve(&alias, v));
+                k.insts[inst.index()]
+                    .kind
+                    .map_operands(|v| resolve(&alias, v));
             }
         }
     }
@@ -218,8 +267,15 @@ pub fn eliminate_dead_code(k: &mut Kernel) {
                 .into_iter()
                 .filter(|&inst| {
                     let d = &k.insts[inst.index()];
-                    let is_int = d.kind.operands().first().is_some_and(|&v| k.value_type(v).is_int());
-                    let live = d.kind.has_side_effects(is_int) || d.results.iter().any(|r| uses.get(r).copied().unwrap_or(0) > 0);
+                    let is_int = d
+                        .kind
+                        .operands()
+                        .first()
+                        .is_some_and(|&v| k.value_type(v).is_int());
+                    let live = d.kind.has_side_effects(is_int)
+                        || d.results
+                            .iter()
+                            .any(|r| uses.get(r).copied().unwrap_or(0) > 0);
                     if !live {
                         changed = true;
                     }
@@ -300,13 +356,22 @@ pub fn merge_blocks(k: &mut Kernel) {
         let found = k.layout.iter().find_map(|&b| {
             let t = k.terminator(b)?;
             match &k.inst(t).kind {
-                InstKind::Jump(c) if c.block != b && c.block != entry && preds.get(&c.block) == Some(&1) => Some((b, t, c.clone())),
+                InstKind::Jump(c)
+                    if c.block != b && c.block != entry && preds.get(&c.block) == Some(&1) =>
+                {
+                    Some((b, t, c.clone()))
+                }
                 _ => None,
             }
         });
-        let Some((b, jump, target)) = found else { break };
+        let Some((b, jump, target)) = found else {
+            break;
+        };
         let params = k.blocks[target.block.index()].params.clone();
-        let subst: HashMap<Value, Value> = params.into_iter().zip(target.args.iter().copied()).collect();
+        let subst: HashMap<Value, Value> = params
+            .into_iter()
+            .zip(target.args.iter().copied())
+            .collect();
         let moved = std::mem::take(&mut k.blocks[target.block.index()].insts);
         let block = &mut k.blocks[b.index()];
         block.insts.retain(|&i| i != jump);
@@ -314,7 +379,9 @@ pub fn merge_blocks(k: &mut Kernel) {
         k.layout.retain(|&x| x != target.block);
         for &bb in &k.layout.clone() {
             for &inst in &k.blocks[bb.index()].insts.clone() {
-                k.insts[inst.index()].kind.map_operands(|v| subst.get(&v).copied().unwrap_or(v));
+                k.insts[inst.index()]
+                    .kind
+                    .map_operands(|v| subst.get(&v).copied().unwrap_or(v));
             }
         }
     }
@@ -326,7 +393,12 @@ pub fn call_free(m: &Module) -> Vec<KernelId> {
         .map(KernelId::new)
         .filter(|&id| {
             let k = m.kernel(id);
-            k.layout.iter().all(|&b| k.block(b).insts.iter().all(|&i| !matches!(k.inst(i).kind, InstKind::Call(..))))
+            k.layout.iter().all(|&b| {
+                k.block(b)
+                    .insts
+                    .iter()
+                    .all(|&i| !matches!(k.inst(i).kind, InstKind::Call(..)))
+            })
         })
         .collect()
 }

@@ -73,7 +73,9 @@ pub fn node_span<'s>(kind: ExprKind, span: Span) -> ActionResult<'s, Expr> {
     if depth > MAX_DEPTH {
         return user_error(
             span,
-            format!("expression nested too deeply (more than {MAX_DEPTH} levels); split it with `let`"),
+            format!(
+                "expression nested too deeply (more than {MAX_DEPTH} levels); split it with `let`"
+            ),
         );
     }
     Ok(Expr { kind, span, depth })
@@ -106,7 +108,12 @@ pub fn stmt(kind: StmtKind, l: usize, r: usize) -> Stmt {
     }
 }
 
-pub fn block<'s>(stmts: Vec<Stmt>, tail: Option<Expr>, l: usize, r: usize) -> ActionResult<'s, Expr> {
+pub fn block<'s>(
+    stmts: Vec<Stmt>,
+    tail: Option<Expr>,
+    l: usize,
+    r: usize,
+) -> ActionResult<'s, Expr> {
     node(ExprKind::Block(finish_block(stmts, tail)), l, r)
 }
 
@@ -130,7 +137,11 @@ fn finish_block(mut stmts: Vec<Stmt>, tail: Option<Expr>) -> Block {
 
 pub fn module(mut entries: Vec<TopLevel>, tail: Option<(usize, Expr, usize)>) -> Module {
     if let Some((l, expr, r)) = tail {
-        entries.push(TopLevel::Stmt(stmt(StmtKind::Expr { expr, semi: false }, l, r)));
+        entries.push(TopLevel::Stmt(stmt(
+            StmtKind::Expr { expr, semi: false },
+            l,
+            r,
+        )));
     }
     Module { entries }
 }
@@ -142,7 +153,8 @@ fn split_suffix(text: &str) -> (&str, Option<&'static str>) {
         if let Some(body) = text.strip_suffix(s) {
             // `0xf32` is the hex number f32, not 0x with a suffix; hex digits never include
             // `i` or `u`, so only float suffixes need this check.
-            if !(text.starts_with("0x") && s.starts_with('f')) && !body.is_empty() {
+            let hex_digits = text.starts_with("0x") && s.starts_with('f');
+            if !hex_digits && !body.is_empty() {
                 return (body, Some(s));
             }
         }
@@ -161,13 +173,19 @@ pub fn int_literal<'s>(text: &'s str, l: usize, r: usize) -> ActionResult<'s, Li
         (10, digits)
     };
     if digits.is_empty() {
-        return user_error(span(l, r), format!("integer literal `{text}` has no digits"));
+        return user_error(
+            span(l, r),
+            format!("integer literal `{text}` has no digits"),
+        );
     }
     if matches!(suffix, Some("f32" | "f64")) {
         if radix != 10 {
             return user_error(span(l, r), "a float literal must be decimal");
         }
-        return Ok(Literal::Float { text: digits, suffix });
+        return Ok(Literal::Float {
+            text: digits,
+            suffix,
+        });
     }
     match u64::from_str_radix(&digits, radix) {
         Ok(value) => Ok(Literal::Int { value, suffix }),
@@ -184,7 +202,10 @@ pub fn float_literal<'s>(text: &'s str, l: usize, r: usize) -> ActionResult<'s, 
     if digits.parse::<f64>().is_err() {
         return user_error(span(l, r), format!("malformed float literal `{text}`"));
     }
-    Ok(Literal::Float { text: digits, suffix })
+    Ok(Literal::Float {
+        text: digits,
+        suffix,
+    })
 }
 
 pub fn string_literal<'s>(text: &'s str, l: usize, r: usize) -> ActionResult<'s, Literal> {
@@ -204,7 +225,10 @@ pub fn string_literal<'s>(text: &'s str, l: usize, r: usize) -> ActionResult<'s,
                 let at = l + 1 + i;
                 return user_error(
                     span(at, l + 1 + j + other.len_utf8()),
-                    format!("unknown escape `\\{}` (Kiln strings know `\\\\`, `\\\"` and `\\n`)", other.escape_debug()),
+                    format!(
+                        "unknown escape `\\{}` (Kiln strings know `\\\\`, `\\\"` and `\\n`)",
+                        other.escape_debug()
+                    ),
                 );
             }
             None => return user_error(span(l, r), "string ends with `\\`"),

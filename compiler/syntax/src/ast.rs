@@ -30,7 +30,7 @@ pub struct Module {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TopLevel {
     /// A definition.
-    Item(Item),
+    Item(Box<Item>),
     /// A script statement, run by `kiln run` in order.
     Stmt(Stmt),
 }

@@ -256,7 +256,8 @@ fn token_text(t: &Token<'_>) -> &'static str {
         Slash => "/",
         Percent => "%",
         Bang => "!",
-        Ident(_) | Int(_) | Float(_) | Str(_) | UnterminatedComment | UnterminatedString | LeadingDotFloat => "",
+        Ident(_) | Int(_) | Float(_) | Str(_) | UnterminatedComment | UnterminatedString
+        | LeadingDotFloat => "",
     }
 }
 
@@ -310,7 +311,10 @@ impl<'s> Iterator for Lexer<'s, '_> {
                 }),
                 Ok(Token::LeadingDotFloat) => self.errors.push(SyntaxError {
                     span,
-                    message: format!("a float literal needs a digit before `.`: write `0{}`", &self.src[range.clone()]),
+                    message: format!(
+                        "a float literal needs a digit before `.`: write `0{}`",
+                        &self.src[range.clone()]
+                    ),
                 }),
                 Ok(tok) => return Some(Ok((range.start, tok, range.end))),
                 Err(()) => {

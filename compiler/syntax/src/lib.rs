@@ -59,9 +59,15 @@ pub fn parse(src: &str) -> (Module, Vec<SyntaxError>) {
                 // usually causes the parse error: report only the cause.
                 let from = if start == 0 { 0 } else { tokens[start].0 };
                 let to = next_token.map_or(usize::MAX, |t| t.0);
-                let lexical = errors.iter().any(|e| (from..to).contains(&(e.span.start as usize)));
+                let lexical = errors
+                    .iter()
+                    .any(|e| (from..to).contains(&(e.span.start as usize)));
                 if !lexical {
-                    errors.push(explain(convert_error(e, next_token, src.len()), &tokens[start..end], src));
+                    errors.push(explain(
+                        convert_error(e, next_token, src.len()),
+                        &tokens[start..end],
+                        src,
+                    ));
                 }
             }
         }
@@ -153,16 +159,25 @@ fn explain(mut e: SyntaxError, chunk: &[Spanned<'_>], src: &str) -> SyntaxError 
     let expects_semi = e.message.contains("`;`");
     let tok = at.map(|i| chunk[i].1);
     if let (Some(tok), Some((_, _, prev_end))) = (tok, prev) {
-        let is_cmp = matches!(tok, Token::Lt | Token::Le | Token::Gt | Token::Ge | Token::EqEq | Token::Ne);
+        let is_cmp = matches!(
+            tok,
+            Token::Lt | Token::Le | Token::Gt | Token::Ge | Token::EqEq | Token::Ne
+        );
         if is_cmp && !e.message.contains("an expression") {
             let op = tok.to_string();
             let op = op.trim_matches('`');
-            e.message = format!("comparison operators cannot be chained; write `a {op} b && b {op} c`");
+            e.message =
+                format!("comparison operators cannot be chained; write `a {op} b && b {op} c`");
             return e;
         }
-        let newline_between = src.get(prev_end..e.span.start as usize).is_some_and(|gap| gap.contains('\n'));
+        let newline_between = src
+            .get(prev_end..e.span.start as usize)
+            .is_some_and(|gap| gap.contains('\n'));
         if expects_semi && newline_between {
-            return SyntaxError { span: Span::new(prev_end, prev_end), message: "expected `;` at the end of this line".into() };
+            return SyntaxError {
+                span: Span::new(prev_end, prev_end),
+                message: "expected `;` at the end of this line".into(),
+            };
         }
     }
     e
@@ -172,8 +187,22 @@ fn explain(mut e: SyntaxError, chunk: &[Spanned<'_>], src: &str) -> SyntaxError 
 /// "an expression".
 fn expected_list(expected: &[String]) -> String {
     const EXPR_START: [&str; 16] = [
-        "identifier", "integer", "float", "string", "(", "-", "!", "true", "false", "{", "if",
-        "while", "for", "return", "break", "continue",
+        "identifier",
+        "integer",
+        "float",
+        "string",
+        "(",
+        "-",
+        "!",
+        "true",
+        "false",
+        "{",
+        "if",
+        "while",
+        "for",
+        "return",
+        "break",
+        "continue",
     ];
     let names: Vec<&str> = expected.iter().map(|s| s.trim_matches('"')).collect();
     let is_expr = names.contains(&"identifier") && names.contains(&"integer");
@@ -261,7 +290,9 @@ mod tests {
     #[test]
     fn precedence_follows_rust() {
         let e = parse_expr("-x as u32").expect("parses");
-        assert!(matches!(e.kind, ExprKind::Cast(ref inner, _) if matches!(inner.kind, ExprKind::Unary(..))));
+        assert!(
+            matches!(e.kind, ExprKind::Cast(ref inner, _) if matches!(inner.kind, ExprKind::Unary(..)))
+        );
         let e = parse_expr("a & b == c").expect("parses");
         assert!(matches!(e.kind, ExprKind::Binary(ast::BinOp::Eq, ..)));
         let e = parse_expr("1 + 2 * 3 << 1").expect("parses");
@@ -272,23 +303,38 @@ mod tests {
     #[test]
     fn block_like_tail_is_value() {
         let m = parse_ok("fn f(x: f64) -> f64 { if x > 0.0 { 1.0 } else { 2.0 } }");
-        let TopLevel::Item(Item::Func(f)) = &m.entries[0] else { panic!("an item") };
-        let ExprKind::Block(b) = &f.body.kind else { panic!("a block") };
+        let TopLevel::Item(item) = &m.entries[0] else {
+            panic!("an item")
+        };
+        let Item::Func(f) = item.as_ref() else {
+            panic!("an item")
+        };
+        let ExprKind::Block(b) = &f.body.kind else {
+            panic!("a block")
+        };
         assert!(b.stmts.is_empty());
-        assert!(matches!(b.tail.as_deref().map(|t| &t.kind), Some(ExprKind::If(..))));
+        assert!(matches!(
+            b.tail.as_deref().map(|t| &t.kind),
+            Some(ExprKind::If(..))
+        ));
     }
 
     #[test]
     fn statements_and_docs() {
         let m = parse_ok("/// Adds.\n/// Twice.\nfn f(x: i64) -> i64 { var a = x; a += 1; while a < 3 { a = a + 1; } a }\nprint(f(1));");
-        let TopLevel::Item(item) = &m.entries[0] else { panic!("an item") };
+        let TopLevel::Item(item) = &m.entries[0] else {
+            panic!("an item")
+        };
         assert_eq!(item.doc(), Some("Adds.\nTwice."));
-        assert!(matches!(&m.entries[1], TopLevel::Stmt(s) if matches!(s.kind, StmtKind::Expr { semi: true, .. })));
+        assert!(
+            matches!(&m.entries[1], TopLevel::Stmt(s) if matches!(s.kind, StmtKind::Expr { semi: true, .. }))
+        );
     }
 
     #[test]
     fn every_broken_item_is_reported() {
-        let (_, errors) = parse("fn a( -> f64 { 1.0 }\nfn b(x: f64) -> f64 { x + }\nfn c() -> f64 { 2.0 }");
+        let (_, errors) =
+            parse("fn a( -> f64 { 1.0 }\nfn b(x: f64) -> f64 { x + }\nfn c() -> f64 { 2.0 }");
         assert_eq!(errors.len(), 2, "{errors:?}");
     }
 
