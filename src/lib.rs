@@ -21,6 +21,7 @@
 //! ```
 
 pub mod corpus;
+pub mod fuzzing;
 pub mod script;
 
 use std::fmt;
@@ -46,12 +47,19 @@ impl Diagnostics {
         &self.diags
     }
 
-    /// Plain-text rendering (codespan-reporting's rich format, no colour).
+    /// Plain-text rendering (codespan-reporting's rich format, no colour). A diagnostic
+    /// pointing into a line longer than [`MAX_SNIPPET_LINE`] bytes is shown in the short
+    /// `file:line:col: message` form instead of printing the whole line.
     pub fn render(&self) -> String {
-        let config = term::Config::default();
+        let rich = term::Config::default();
+        let short = term::Config {
+            display_style: term::DisplayStyle::Short,
+            ..term::Config::default()
+        };
         let mut out = String::new();
         for d in &self.diags {
-            match term::emit_into_string(&config, &self.files, d) {
+            let config = if self.has_long_line(d) { &short } else { &rich };
+            match term::emit_into_string(config, &self.files, d) {
                 Ok(s) => out.push_str(&s),
                 Err(e) => out.push_str(&format!(
                     "error: {} (and the diagnostic could not be rendered: {e})\n",
@@ -60,6 +68,27 @@ impl Diagnostics {
             }
         }
         out
+    }
+}
+
+/// Source lines longer than this are not quoted in diagnostics.
+pub const MAX_SNIPPET_LINE: usize = 400;
+
+impl Diagnostics {
+    fn has_long_line(&self, d: &Diag) -> bool {
+        d.labels.iter().any(|l| {
+            let Ok(file) = self.files.get(l.file_id) else {
+                return false;
+            };
+            let src = file.source();
+            let start = src[..l.range.start.min(src.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let end = src[l.range.end.min(src.len())..]
+                .find('\n')
+                .map_or(src.len(), |i| l.range.end + i);
+            end.saturating_sub(start) > MAX_SNIPPET_LINE
+        })
     }
 }
 

@@ -40,6 +40,9 @@ pub struct Evaluator<'c> {
     locals: &'c [LocalInfo],
     values: HashMap<LocalId, Vec<Scalar>>,
     thunks: HashMap<*const TExpr, Thunk>,
+    /// Script statements and loop iterations left before the script stops with
+    /// [`kiln_interp::ErrorKind::OutOfFuel`] (each kernel call has its executor's own budget).
+    steps: u64,
 }
 
 /// Formats a value as `print` shows it: a scalar as Rust's `{:?}`, a tuple as `(a, b)`.
@@ -66,7 +69,27 @@ impl<'c> Evaluator<'c> {
             locals: &c.program.script.locals,
             values: HashMap::new(),
             thunks: HashMap::new(),
+            steps: u64::MAX,
         }
+    }
+
+    /// Limits the statements and loop iterations the script may execute.
+    pub fn with_step_budget(mut self, steps: u64) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    fn step(&mut self) -> Result<(), Error> {
+        if self.steps == 0 {
+            let error = kiln_interp::RuntimeError {
+                kind: kiln_interp::ErrorKind::OutOfFuel,
+                kernel: "<script>".into(),
+                loc: None,
+            };
+            return Err(self.runtime(error));
+        }
+        self.steps -= 1;
+        Ok(())
     }
 
     /// The current value of a script local.
@@ -152,6 +175,7 @@ impl<'c> Evaluator<'c> {
     }
 
     fn stmt(&mut self, s: &'c TStmt, out: &mut dyn Write) -> Result<Flow, Error> {
+        self.step()?;
         match s {
             TStmt::Let {
                 locals,
@@ -221,6 +245,7 @@ impl<'c> Evaluator<'c> {
             }
             TExprKind::While(c, body) => {
                 while self.eval(c)? == [Scalar::Bool(true)] {
+                    self.step()?;
                     if let Flow::Break = self.stmt_expr(body, out)? {
                         break;
                     }
@@ -246,6 +271,7 @@ impl<'c> Evaluator<'c> {
                     if !go {
                         break;
                     }
+                    self.step()?;
                     self.values.insert(*var, vec![Scalar::I64(i)]);
                     if let Flow::Break = self.stmt_expr(body, out)? {
                         break;

@@ -28,6 +28,9 @@ use crate::typed::*;
 use crate::types::{Class, Ty};
 use crate::Program;
 
+/// The most specialisations one generic item may have (each is compiled eagerly).
+pub const MAX_SPECIALISATIONS: usize = 64;
+
 /// What other items need to know of an item.
 #[derive(Clone, Debug)]
 struct Sig {
@@ -346,6 +349,16 @@ impl Checker<'_> {
             Some(t) => self.resolve_type(t, &generics),
             None => Ty::Unit,
         };
+        let count: usize = generics.iter().map(|(_, c)| c.members().len()).product();
+        if count > MAX_SPECIALISATIONS {
+            let d = diag::error(
+                self.file,
+                f.header_span,
+                format!("`{}` would have {count} specialisations", f.name.name),
+                "too many type parameter combinations",
+            );
+            self.diags.push(diag::note(d, format!("every specialisation is compiled and checked; at most {MAX_SPECIALISATIONS} are allowed per item")));
+        }
         for (i, (name, _)) in generics.iter().enumerate() {
             let used = params
                 .iter()
