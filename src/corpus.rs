@@ -76,8 +76,8 @@ pub struct Report {
 
 const BLESS_HINT: &str = "to accept the new output, run: KILN_BLESS=1 cargo test --test corpus (or kiln test DIR --bless)";
 
-/// Every `.kl` file under `dir`, sorted.
-pub fn cases(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Every file under `dir`, recursively, sorted.
+fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -85,13 +85,21 @@ pub fn cases(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let p = entry?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "kl") {
+            } else {
                 out.push(p);
             }
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Every `.kl` file under `dir`, sorted.
+pub fn cases(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    Ok(files_under(dir)?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "kl"))
+        .collect())
 }
 
 /// Runs every case under `dir`, calling `progress` after each.
@@ -112,28 +120,18 @@ pub fn run_dir(
         }
     }
     // Orphaned snapshots.
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let p = entry?.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            let is_snapshot = name.ends_with(".ir") || name.ends_with(".stderr");
-            if is_snapshot && !wanted.contains(&p) {
-                if opts.bless {
-                    std::fs::remove_file(&p)?;
-                    report.blessed.push(p);
-                } else {
-                    report.failed.push((
-                        p.clone(),
-                        format!(
-                            "orphaned snapshot: no case asks for it (delete it, or {BLESS_HINT})"
-                        ),
-                    ));
-                }
+    for p in files_under(dir)? {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let is_snapshot = name.ends_with(".ir") || name.ends_with(".stderr");
+        if is_snapshot && !wanted.contains(&p) {
+            if opts.bless {
+                std::fs::remove_file(&p)?;
+                report.blessed.push(p);
+            } else {
+                report.failed.push((
+                    p.clone(),
+                    format!("orphaned snapshot: no case asks for it (delete it, or {BLESS_HINT})"),
+                ));
             }
         }
     }

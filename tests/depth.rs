@@ -13,7 +13,9 @@ fn deepest_accepted_nesting_fits_a_default_thread() {
             let c = kiln::compile("deep.kl", &src).expect("compiles");
             let mut out = Vec::new();
             let exec = kiln::Interpreter::new(1_000_000);
-            kiln::script::Evaluator::new(&c, &exec).run(&mut out).expect("runs");
+            kiln::script::Evaluator::new(&c, &exec)
+                .run(&mut out)
+                .expect("runs");
             String::from_utf8(out).expect("utf-8")
         })
         .expect("spawns");

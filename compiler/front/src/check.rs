@@ -212,6 +212,20 @@ impl Checker<'_> {
         self.src.get(span.range()).unwrap_or("")
     }
 
+    /// The source of `span` as the operand of a suggested `as` cast: parenthesised unless it
+    /// is a name, literal or call-free atom.
+    fn cast_operand(&self, span: Span) -> String {
+        let text = self.snippet(span);
+        if text
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        {
+            text.to_string()
+        } else {
+            format!("({text})")
+        }
+    }
+
     /// Resolves a written type in the scope of `generics`.
     fn resolve_type(&mut self, te: &TypeExpr, generics: &[(String, Class)]) -> Ty {
         match te {
@@ -770,15 +784,7 @@ impl<'c, 's> Body<'c, 's> {
             }
             (Ty::Scalar(ScalarType::Bool), _) | (_, Ty::Scalar(ScalarType::Bool)) => d,
             (from, to) if castable(from) && castable(to) => {
-                let text = self.cx.snippet(value_span(e));
-                let simple = text
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
-                let text = if simple {
-                    text.to_string()
-                } else {
-                    format!("({text})")
-                };
+                let text = self.cx.cast_operand(value_span(e));
                 diag::help(d, format!("convert with `as`: `{text} as {to}`"))
             }
             _ => d,
@@ -1454,15 +1460,7 @@ impl<'c, 's> Body<'c, 's> {
                     || (a.ty.may_be(|s| s.is_int()) && b.ty.must_be(|s| s.is_float()));
                 let target = if a_first { &b.ty } else { &a.ty };
                 let other = if a_first { &a } else { &b };
-                let text = self.cx.snippet(other.span);
-                let simple = text
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
-                let text = if simple {
-                    text.to_string()
-                } else {
-                    format!("({text})")
-                };
+                let text = self.cx.cast_operand(other.span);
                 diag::help(d, format!("there are no implicit conversions; convert one side, e.g. `{text} as {target}`"))
             } else {
                 d

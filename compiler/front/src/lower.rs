@@ -418,6 +418,26 @@ impl<'l, 'p> Fx<'l, 'p> {
         self.ins(InstKind::Jump(BlockCall { block, args }), &[], None);
     }
 
+    /// Ends the current block with a two-way branch.
+    fn br(
+        &mut self,
+        cond: Value,
+        then: Block,
+        then_args: Vec<Value>,
+        els: Block,
+        else_args: Vec<Value>,
+    ) {
+        let t = BlockCall {
+            block: then,
+            args: then_args,
+        };
+        let e = BlockCall {
+            block: els,
+            args: else_args,
+        };
+        self.ins(InstKind::Branch(cond, t, e), &[], None);
+    }
+
     fn ret(&mut self, vals: Vec<Value>) {
         self.ins(InstKind::Return(vals), &[], None);
     }
@@ -770,16 +790,11 @@ impl<'l, 'p> Fx<'l, 'p> {
         let rhs = self.k.create_block();
         let mut skip_args = vec![decided];
         skip_args.extend(self.carried(&carried));
-        let to_rhs = BlockCall {
-            block: rhs,
-            args: vec![],
-        };
-        let skip = BlockCall {
-            block: merge,
-            args: skip_args,
-        };
-        let (t, f) = if and { (to_rhs, skip) } else { (skip, to_rhs) };
-        self.ins(InstKind::Branch(va, t, f), &[], None);
+        if and {
+            self.br(va, rhs, vec![], merge, skip_args);
+        } else {
+            self.br(va, merge, skip_args, rhs, vec![]);
+        }
         self.cur = rhs;
         let vb = self.expr(b)[0];
         let mut args = vec![vb];
@@ -810,21 +825,7 @@ impl<'l, 'p> Fx<'l, 'p> {
         let (merge, params) = self.new_block_with(&tys);
         let then_b = self.k.create_block();
         let else_b = self.k.create_block();
-        self.ins(
-            InstKind::Branch(
-                vc,
-                BlockCall {
-                    block: then_b,
-                    args: vec![],
-                },
-                BlockCall {
-                    block: else_b,
-                    args: vec![],
-                },
-            ),
-            &[],
-            None,
-        );
+        self.br(vc, then_b, vec![], else_b, vec![]);
         let entry_vals: Vec<Vec<Value>> = carried.iter().map(|&l| self.get(l)).collect();
         for (block, arm) in [(then_b, Some(t)), (else_b, els)] {
             // Each arm starts from the values before the `if`.
@@ -866,21 +867,7 @@ impl<'l, 'p> Fx<'l, 'p> {
         let (exit, eparams) = self.new_block_with(&tys);
         let body_b = self.k.create_block();
         let out = self.carried(&carried);
-        self.ins(
-            InstKind::Branch(
-                vc,
-                BlockCall {
-                    block: body_b,
-                    args: vec![],
-                },
-                BlockCall {
-                    block: exit,
-                    args: out,
-                },
-            ),
-            &[],
-            None,
-        );
+        self.br(vc, body_b, vec![], exit, out);
         self.cur = body_b;
         self.loops.push(LoopCx {
             brk: exit,
@@ -926,21 +913,7 @@ impl<'l, 'p> Fx<'l, 'p> {
         let (latch, lparams) = self.new_block_with(&ctys);
         let body_b = self.k.create_block();
         let out = self.carried(&carried);
-        self.ins(
-            InstKind::Branch(
-                go,
-                BlockCall {
-                    block: body_b,
-                    args: vec![],
-                },
-                BlockCall {
-                    block: exit,
-                    args: out,
-                },
-            ),
-            &[],
-            None,
-        );
+        self.br(go, body_b, vec![], exit, out);
         self.cur = body_b;
         self.frame().vals.insert(var, vec![i]);
         self.loops.push(LoopCx {
@@ -971,21 +944,7 @@ impl<'l, 'p> Fx<'l, 'p> {
                 None,
             );
             let out = self.carried(&carried);
-            self.ins(
-                InstKind::Branch(
-                    at_end,
-                    BlockCall {
-                        block: exit,
-                        args: out,
-                    },
-                    BlockCall {
-                        block: header,
-                        args: back,
-                    },
-                ),
-                &[],
-                None,
-            );
+            self.br(at_end, exit, out, header, back);
         } else {
             self.jump(header, back);
         }
