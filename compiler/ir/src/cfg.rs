@@ -49,9 +49,14 @@ pub fn reverse_post_order(k: &Kernel) -> Vec<Block> {
 
 /// Immediate dominators of the reachable blocks (Cooper, Harvey and Kennedy's iterative
 /// algorithm). The entry maps to itself; unreachable blocks are absent.
+///
+/// Dominance queries are O(1): the dominator tree is numbered by a depth-first walk, and `a`
+/// dominates `b` exactly when `b`'s interval lies inside `a`'s.
 pub struct Dominators {
     idom: HashMap<Block, Block>,
     rpo_index: HashMap<Block, usize>,
+    /// (pre-order, post-order) number of each reachable block in the dominator tree.
+    interval: HashMap<Block, (usize, usize)>,
 }
 
 impl Dominators {
@@ -91,7 +96,35 @@ impl Dominators {
                 }
             }
         }
-        Dominators { idom, rpo_index }
+        // Number the dominator tree (iteratively: it can be as deep as the CFG is long).
+        let mut children: HashMap<Block, Vec<Block>> = HashMap::new();
+        for &b in &rpo {
+            if b != entry {
+                children.entry(idom[&b]).or_default().push(b);
+            }
+        }
+        let mut interval = HashMap::new();
+        let mut counter = 0;
+        let mut stack = vec![(entry, false)];
+        let mut pre = HashMap::new();
+        while let Some((b, done)) = stack.pop() {
+            if done {
+                interval.insert(b, (pre[&b], counter));
+                counter += 1;
+                continue;
+            }
+            pre.insert(b, counter);
+            counter += 1;
+            stack.push((b, true));
+            for &c in children.get(&b).map(Vec::as_slice).unwrap_or(&[]) {
+                stack.push((c, false));
+            }
+        }
+        Dominators {
+            idom,
+            rpo_index,
+            interval,
+        }
     }
 
     /// Whether `b` is reachable from the entry.
@@ -100,15 +133,10 @@ impl Dominators {
     }
 
     /// Whether `a` dominates `b` (both reachable; every block dominates itself).
-    pub fn dominates(&self, a: Block, mut b: Block) -> bool {
-        loop {
-            if a == b {
-                return true;
-            }
-            match self.idom.get(&b) {
-                Some(&p) if p != b => b = p,
-                _ => return false,
-            }
+    pub fn dominates(&self, a: Block, b: Block) -> bool {
+        match (self.interval.get(&a), self.interval.get(&b)) {
+            (Some(&(a_pre, a_post)), Some(&(b_pre, b_post))) => a_pre <= b_pre && b_post <= a_post,
+            _ => false,
         }
     }
 

@@ -49,64 +49,94 @@ pub fn optimize(m: &mut Module, verify_each: bool) -> Result<(), VerifierError> 
 
 /// Inlines every call in every kernel. Kernels are processed in index order; lowering
 /// pushes callees before callers, so a callee is already call-free when it is copied.
+///
+/// Linear in the size of the result: each block's instructions are walked once, split at
+/// every call, and the layout is rebuilt once at the end.
 pub fn inline_calls(m: &mut Module) {
     for i in 0..m.kernels.len() {
-        loop {
-            let site = {
-                let k = &m.kernels[i];
-                k.layout.iter().find_map(|&b| {
-                    k.block(b)
-                        .insts
-                        .iter()
-                        .position(|&inst| matches!(k.inst(inst).kind, InstKind::Call(..)))
-                        .map(|pos| (b, pos))
-                })
-            };
-            let Some((block, pos)) = site else { break };
-            let call = m.kernels[i].block(block).insts[pos];
-            let InstKind::Call(callee, _) = m.kernels[i].inst(call).kind else {
-                unreachable!("found a call above")
-            };
-            if callee.index() >= i {
-                // Not yet inlined itself (or recursive): leave it, the interpreter can run calls.
-                break;
+        let (before, rest) = m.kernels.split_at_mut(i);
+        let k = &mut rest[0];
+        let mut after: HashMap<Block, Vec<Block>> = HashMap::new();
+        for block in k.layout.clone() {
+            let placed = inline_block(k, block, before);
+            if !placed.is_empty() {
+                after.insert(block, placed);
             }
-            let callee = m.kernels[callee.index()].clone();
-            inline_one(&mut m.kernels[i], block, pos, &callee);
         }
+        if after.is_empty() {
+            continue;
+        }
+        let mut layout = Vec::with_capacity(k.blocks.len());
+        for &b in &k.layout {
+            layout.push(b);
+            layout.extend(after.get(&b).into_iter().flatten());
+        }
+        k.layout = layout;
     }
 }
 
-/// Replaces the call at `caller.block(block).insts[pos]` by a copy of `callee`.
-fn inline_one(k: &mut Kernel, block: Block, pos: usize, callee: &Kernel) {
-    let call = k.blocks[block.index()].insts[pos];
+/// Inlines the calls of `block` whose callee is in `callees` (the kernels before this one).
+/// Returns the blocks created, in layout order, to be placed after `block`.
+fn inline_block(k: &mut Kernel, block: Block, callees: &[Kernel]) -> Vec<Block> {
+    let insts = std::mem::take(&mut k.blocks[block.index()].insts);
+    let mut cur = block;
+    let mut placed = Vec::new();
+    for inst in insts {
+        let callee = match &k.inst(inst).kind {
+            InstKind::Call(callee, _) => callees.get(callee.index()),
+            _ => None,
+        };
+        let Some(callee) = callee else {
+            // Not a call, or a call of a later kernel (recursion cannot be inlined; the
+            // interpreter runs any call that is left).
+            k.blocks[cur.index()].insts.push(inst);
+            continue;
+        };
+        cur = inline_call(k, cur, inst, callee, &mut placed);
+    }
+    placed
+}
+
+/// Ends `block` with a jump into a copy of `callee` standing for `call`, and returns the
+/// continuation block, whose parameters are the call's results. Created blocks are appended
+/// to `placed` (they are not in the layout).
+fn inline_call(
+    k: &mut Kernel,
+    block: Block,
+    call: kiln_ir::Inst,
+    callee: &Kernel,
+    placed: &mut Vec<Block>,
+) -> Block {
     let InstKind::Call(_, args) = k.inst(call).kind.clone() else {
-        unreachable!("inline_one is given a call")
+        unreachable!("inline_call is given a call")
     };
     let results = k.inst(call).results.clone();
     let call_loc = k.locs[call.index()];
-
-    // The continuation takes the call's results as parameters: the result values are
-    // redefined as its parameters, so their uses need no rewriting.
-    let cont = k.create_block();
-    for (n, &r) in results.iter().enumerate() {
-        k.values[r.index()].def = ValueDef::Param(cont, n as u32);
-        k.blocks[cont.index()].params.push(r);
-    }
-    let tail: Vec<_> = k.blocks[block.index()].insts.split_off(pos + 1);
-    k.blocks[block.index()].insts.pop(); // the call
-    k.blocks[cont.index()].insts = tail;
+    let new_block = |k: &mut Kernel| {
+        let b = k.create_block();
+        k.layout.pop();
+        b
+    };
 
     // Copy the callee's blocks.
     let mut bmap: HashMap<Block, Block> = HashMap::new();
     let mut vmap: HashMap<Value, Value> = HashMap::new();
     for &cb in &callee.layout {
-        let nb = k.create_block();
+        let nb = new_block(k);
         bmap.insert(cb, nb);
+        placed.push(nb);
         for &p in &callee.block(cb).params {
             let np = k.append_block_param(nb, callee.value_type(p));
             vmap.insert(p, np);
         }
+    }
+    // The continuation takes the call's results as parameters: the result values are
+    // redefined as its parameters, so their uses need no rewriting.
+    let cont = new_block(k);
+    placed.push(cont);
+    for (n, &r) in results.iter().enumerate() {
+        k.values[r.index()].def = ValueDef::Param(cont, n as u32);
+        k.blocks[cont.index()].params.push(r);
     }
     for &cb in &callee.layout {
         let nb = bmap[&cb];
@@ -141,22 +171,7 @@ fn inline_one(k: &mut Kernel, block: Block, pos: usize, callee: &Kernel) {
         &[],
         None,
     );
-
-    // Layout: the copied blocks and the continuation right after `block`.
-    let new_blocks: Vec<Block> = callee
-        .layout
-        .iter()
-        .map(|b| bmap[b])
-        .chain([cont])
-        .collect();
-    let set: HashSet<Block> = new_blocks.iter().copied().collect();
-    k.layout.retain(|b| !set.contains(b));
-    let at = k
-        .layout
-        .iter()
-        .position(|&b| b == block)
-        .map_or(k.layout.len(), |p| p + 1);
-    k.layout.splice(at..at, new_blocks);
+    cont
 }
 
 /// Unary operators that are folded: those whose result every back end computes exactly.
@@ -247,45 +262,64 @@ pub fn fold_constants(k: &mut Kernel) {
 }
 
 /// Removes unused pure instructions, unused block parameters and unreachable blocks, to a
-/// fixed point.
+/// fixed point. Instructions are removed with a worklist (removing one can make its operands'
+/// definitions dead), so a long dead chain costs one pass, not one pass per link.
 pub fn eliminate_dead_code(k: &mut Kernel) {
     remove_unreachable_blocks(k);
     loop {
         let mut uses: HashMap<Value, usize> = HashMap::new();
+        let mut def: HashMap<Value, kiln_ir::Inst> = HashMap::new();
         for &b in &k.layout {
             for &inst in &k.blocks[b.index()].insts {
                 for v in k.insts[inst.index()].kind.operands() {
                     *uses.entry(v).or_default() += 1;
                 }
+                for &r in &k.insts[inst.index()].results {
+                    def.insert(r, inst);
+                }
             }
         }
-        let mut changed = false;
-        for bi in 0..k.layout.len() {
-            let b = k.layout[bi];
-            let insts = k.blocks[b.index()].insts.clone();
-            let kept: Vec<_> = insts
-                .into_iter()
-                .filter(|&inst| {
-                    let d = &k.insts[inst.index()];
-                    let is_int = d
-                        .kind
-                        .operands()
-                        .first()
-                        .is_some_and(|&v| k.value_type(v).is_int());
-                    let live = d.kind.has_side_effects(is_int)
-                        || d.results
-                            .iter()
-                            .any(|r| uses.get(r).copied().unwrap_or(0) > 0);
-                    if !live {
-                        changed = true;
+        let removable = |k: &Kernel, inst: kiln_ir::Inst, uses: &HashMap<Value, usize>| {
+            let d = &k.insts[inst.index()];
+            let is_int = d
+                .kind
+                .operands()
+                .first()
+                .is_some_and(|&v| k.value_type(v).is_int());
+            !d.kind.has_side_effects(is_int)
+                && d.results
+                    .iter()
+                    .all(|r| uses.get(r).copied().unwrap_or(0) == 0)
+        };
+        let mut dead: HashSet<kiln_ir::Inst> = HashSet::new();
+        let mut work: Vec<kiln_ir::Inst> = def
+            .values()
+            .copied()
+            .filter(|&i| removable(k, i, &uses))
+            .collect();
+        while let Some(inst) = work.pop() {
+            if !dead.insert(inst) {
+                continue;
+            }
+            for v in k.insts[inst.index()].kind.operands() {
+                let n = uses.entry(v).or_default();
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    if let Some(&d) = def.get(&v) {
+                        if !dead.contains(&d) && removable(k, d, &uses) {
+                            work.push(d);
+                        }
                     }
-                    live
-                })
-                .collect();
-            k.blocks[b.index()].insts = kept;
+                }
+            }
         }
-        changed |= remove_unused_params(k, &uses);
-        if !changed {
+        if !dead.is_empty() {
+            for &b in &k.layout.clone() {
+                k.blocks[b.index()].insts.retain(|i| !dead.contains(i));
+            }
+        }
+        let params_removed = remove_unused_params(k, &uses);
+        if !params_removed {
             break;
         }
     }
@@ -341,48 +375,55 @@ fn remove_unused_params(k: &mut Kernel, uses: &HashMap<Value, usize>) -> bool {
 }
 
 /// Merges each block reached only by an unconditional jump from a single predecessor into
-/// that predecessor, binding its parameters to the jump's arguments.
+/// that predecessor, binding its parameters to the jump's arguments. One pass: predecessor
+/// counts do not change when a block absorbs its successor, and operands are rewritten once.
 pub fn merge_blocks(k: &mut Kernel) {
-    loop {
-        let mut preds: HashMap<Block, usize> = HashMap::new();
-        for &b in &k.layout {
-            if let Some(t) = k.terminator(b) {
-                for c in k.inst(t).kind.successors() {
-                    *preds.entry(c.block).or_default() += 1;
-                }
+    let mut preds: HashMap<Block, usize> = HashMap::new();
+    for &b in &k.layout {
+        if let Some(t) = k.terminator(b) {
+            for c in k.inst(t).kind.successors() {
+                *preds.entry(c.block).or_default() += 1;
             }
         }
-        let entry = k.entry();
-        let found = k.layout.iter().find_map(|&b| {
-            let t = k.terminator(b)?;
-            match &k.inst(t).kind {
-                InstKind::Jump(c)
-                    if c.block != b && c.block != entry && preds.get(&c.block) == Some(&1) =>
-                {
-                    Some((b, t, c.clone()))
-                }
-                _ => None,
+    }
+    let entry = k.entry();
+    let mut alias: HashMap<Value, Value> = HashMap::new();
+    let mut merged: HashSet<Block> = HashSet::new();
+    for &b in &k.layout.clone() {
+        if merged.contains(&b) {
+            continue;
+        }
+        while let Some(t) = k.terminator(b) {
+            let InstKind::Jump(target) = k.inst(t).kind.clone() else {
+                break;
+            };
+            let c = target.block;
+            if c == b || c == entry || preds.get(&c) != Some(&1) || merged.contains(&c) {
+                break;
             }
-        });
-        let Some((b, jump, target)) = found else {
-            break;
-        };
-        let params = k.blocks[target.block.index()].params.clone();
-        let subst: HashMap<Value, Value> = params
-            .into_iter()
-            .zip(target.args.iter().copied())
-            .collect();
-        let moved = std::mem::take(&mut k.blocks[target.block.index()].insts);
-        let block = &mut k.blocks[b.index()];
-        block.insts.retain(|&i| i != jump);
-        block.insts.extend(moved);
-        k.layout.retain(|&x| x != target.block);
-        for &bb in &k.layout.clone() {
-            for &inst in &k.blocks[bb.index()].insts.clone() {
-                k.insts[inst.index()]
-                    .kind
-                    .map_operands(|v| subst.get(&v).copied().unwrap_or(v));
+            for (&p, &a) in k.blocks[c.index()].params.iter().zip(&target.args) {
+                alias.insert(p, a);
             }
+            let moved = std::mem::take(&mut k.blocks[c.index()].insts);
+            let block = &mut k.blocks[b.index()];
+            block.insts.pop(); // the jump
+            block.insts.extend(moved);
+            merged.insert(c);
+        }
+    }
+    if merged.is_empty() {
+        return;
+    }
+    k.layout.retain(|b| !merged.contains(b));
+    let resolve = |mut v: Value| {
+        while let Some(&a) = alias.get(&v) {
+            v = a;
+        }
+        v
+    };
+    for &b in &k.layout.clone() {
+        for &inst in &k.blocks[b.index()].insts.clone() {
+            k.insts[inst.index()].kind.map_operands(resolve);
         }
     }
 }
