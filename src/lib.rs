@@ -92,6 +92,24 @@ impl Diagnostics {
     }
 }
 
+impl Diagnostics {
+    /// Writes the diagnostics with colours (for a terminal): the same text as [`render`].
+    ///
+    /// [`render`]: Diagnostics::render
+    pub fn emit_styled<W: term::termcolor::WriteColor>(&self, w: &mut W) -> std::io::Result<()> {
+        let rich = term::Config::default();
+        let short = term::Config {
+            display_style: term::DisplayStyle::Short,
+            ..term::Config::default()
+        };
+        for d in &self.diags {
+            let config = if self.has_long_line(d) { &short } else { &rich };
+            term::emit_to_write_style(w, config, &self.files, d).map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.render())

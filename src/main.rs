@@ -274,6 +274,14 @@ fn main() -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        Err(Error::Compile(d)) if std::io::stderr().is_terminal() => {
+            use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
+            let stream = StandardStream::stderr(ColorChoice::Auto);
+            if d.emit_styled(&mut stream.lock()).is_err() {
+                eprintln!("{}", d.render());
+            }
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
