@@ -81,3 +81,404 @@ pub fn pipeline(data: &[u8]) {
     let mut ev = crate::script::Evaluator::new(&compiled, &exec).with_step_budget(FUEL);
     let _ = ev.run(&mut std::io::sink());
 }
+
+/// Generates a random, well-typed Kiln program from `data` (structure-aware fuzzing, after
+/// Cranelift's `fuzzgen`): a few `fn` items whose bodies mix every operator, cast, builtin,
+/// `let`/`var`, `if`, bounded loops with `break`/`continue`, early returns and calls of
+/// earlier items. Loops are bounded by construction, so every kernel terminates; integer
+/// division may still fail, which every executor must report identically.
+///
+/// The program must always compile: a diagnostic means the generator or the checker is
+/// wrong, and [`typed_pipeline`] treats it as a bug.
+pub fn random_program(data: &[u8]) -> String {
+    let mut g = Gen {
+        u: arbitrary::Unstructured::new(data),
+        fns: Vec::new(),
+        next_var: 0,
+    };
+    let mut out = String::new();
+    let n = g.int(1, 4);
+    for f in 0..n {
+        out.push_str(&g.function(f));
+    }
+    out
+}
+
+/// Compiles a [`random_program`] (which must succeed) and runs it through [`pipeline`].
+pub fn typed_pipeline(data: &[u8]) {
+    let src = random_program(data);
+    if let Err(e) = crate::compile("generated.kl", &src) {
+        panic!("a generated program was rejected:\n{src}\n{e}");
+    }
+    pipeline(src.as_bytes());
+}
+
+struct FnSig {
+    name: String,
+    params: Vec<ScalarType>,
+    ret: ScalarType,
+}
+
+struct Var {
+    name: String,
+    ty: ScalarType,
+    mutable: bool,
+}
+
+struct Gen<'a> {
+    u: arbitrary::Unstructured<'a>,
+    fns: Vec<FnSig>,
+    next_var: usize,
+}
+
+const TYPES: [ScalarType; 7] = ScalarType::ALL;
+const MAX_EXPR_DEPTH: u32 = 4;
+
+impl Gen<'_> {
+    /// A number in `lo..=hi` (the low end once the input runs out).
+    fn int(&mut self, lo: u32, hi: u32) -> u32 {
+        self.u.int_in_range(lo..=hi).unwrap_or(lo)
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.int(0, items.len() as u32 - 1) as usize]
+    }
+
+    fn ty(&mut self) -> ScalarType {
+        self.pick(&TYPES)
+    }
+
+    fn fresh(&mut self) -> String {
+        self.next_var += 1;
+        format!("v{}", self.next_var)
+    }
+
+    fn function(&mut self, index: u32) -> String {
+        let nparams = self.int(0, 3);
+        let params: Vec<ScalarType> = (0..nparams).map(|_| self.ty()).collect();
+        let ret = self.ty();
+        let mut scope: Vec<Var> = params
+            .iter()
+            .enumerate()
+            .map(|(i, &ty)| Var {
+                name: format!("p{i}"),
+                ty,
+                mutable: false,
+            })
+            .collect();
+        let kw = if index % 2 == 1 { "ufunc" } else { "fn" };
+        let name = format!("f{index}");
+        let sig: Vec<String> = scope
+            .iter()
+            .map(|v| format!("{}: {}", v.name, v.ty))
+            .collect();
+        let mut body = String::new();
+        let nstmts = self.int(0, 5);
+        for _ in 0..nstmts {
+            body.push_str(&self.stmt(&mut scope, ret, 1, false));
+        }
+        let tail = self.expr(ret, &scope, 0);
+        self.fns.push(FnSig {
+            name: name.clone(),
+            params,
+            ret,
+        });
+        format!(
+            "{kw} {name}({}) -> {ret} {{\n{body}    {tail}\n}}\n",
+            sig.join(", ")
+        )
+    }
+
+    fn stmt(&mut self, scope: &mut Vec<Var>, ret: ScalarType, depth: u32, in_loop: bool) -> String {
+        let indent = "    ".repeat(depth as usize);
+        let choice = if depth > 3 {
+            self.int(0, 2)
+        } else {
+            self.int(0, 8)
+        };
+        match choice {
+            0 | 1 => {
+                let ty = self.ty();
+                let name = self.fresh();
+                let mutable = self.int(0, 1) == 1;
+                let e = self.expr(ty, scope, 0);
+                scope.push(Var {
+                    name: name.clone(),
+                    ty,
+                    mutable,
+                });
+                format!(
+                    "{indent}{} {name}: {ty} = {e};\n",
+                    if mutable { "var" } else { "let" }
+                )
+            }
+            2 => {
+                let targets: Vec<usize> = (0..scope.len()).filter(|&i| scope[i].mutable).collect();
+                if targets.is_empty() {
+                    return String::new();
+                }
+                let t = self.pick(&targets);
+                let (name, ty) = (scope[t].name.clone(), scope[t].ty);
+                let ops: &[&str] = match ty {
+                    ScalarType::Bool => &["=", "&=", "|=", "^="],
+                    t if t.is_float() => &["=", "+=", "-=", "*=", "/="],
+                    _ => &["=", "+=", "-=", "*=", "&=", "|=", "^=", "<<=", ">>="],
+                };
+                let op = self.pick(ops);
+                let rhs = self.expr(ty, scope, 0);
+                format!("{indent}{name} {op} {rhs};\n")
+            }
+            3 | 4 => {
+                let c = self.expr(ScalarType::Bool, scope, 0);
+                let then = self.block(scope, ret, depth + 1, in_loop);
+                let els = if self.int(0, 1) == 1 {
+                    format!(
+                        " else {{\n{}{indent}}}",
+                        self.block(scope, ret, depth + 1, in_loop)
+                    )
+                } else {
+                    String::new()
+                };
+                format!("{indent}if {c} {{\n{then}{indent}}}{els}\n")
+            }
+            5 => {
+                let i = self.fresh();
+                let n = self.int(0, 4);
+                let inclusive = if self.int(0, 1) == 1 { "=" } else { "" };
+                scope.push(Var {
+                    name: i.clone(),
+                    ty: ScalarType::I64,
+                    mutable: false,
+                });
+                let body = self.block(scope, ret, depth + 1, true);
+                scope.pop();
+                format!("{indent}for {i} in 0..{inclusive}{n} {{\n{body}{indent}}}\n")
+            }
+            6 => {
+                // A while loop with its own counter, so it always ends.
+                let c = self.fresh();
+                let n = self.int(0, 4);
+                let body = self.block(scope, ret, depth + 1, true);
+                format!("{indent}var {c}: i64 = 0;\n{indent}while {c} < {n} {{\n{indent}    {c} += 1;\n{body}{indent}}}\n")
+            }
+            7 if in_loop => {
+                let c = self.expr(ScalarType::Bool, scope, 0);
+                let word = if self.int(0, 1) == 1 {
+                    "break"
+                } else {
+                    "continue"
+                };
+                format!("{indent}if {c} {{ {word}; }}\n")
+            }
+            _ => {
+                let c = self.expr(ScalarType::Bool, scope, 0);
+                let v = self.expr(ret, scope, 0);
+                format!("{indent}if {c} {{ return {v}; }}\n")
+            }
+        }
+    }
+
+    fn block(
+        &mut self,
+        scope: &mut Vec<Var>,
+        ret: ScalarType,
+        depth: u32,
+        in_loop: bool,
+    ) -> String {
+        let mark = scope.len();
+        let n = self.int(0, 3);
+        let mut out = String::new();
+        for _ in 0..n {
+            out.push_str(&self.stmt(scope, ret, depth, in_loop));
+        }
+        scope.truncate(mark);
+        out
+    }
+
+    fn literal(&mut self, ty: ScalarType) -> String {
+        let raw = self.u.arbitrary::<u64>().unwrap_or(0);
+        let special = self.int(0, 3) == 0;
+        match ty {
+            ScalarType::Bool => format!("{}", raw & 1 == 1),
+            ScalarType::F32 | ScalarType::F64 => {
+                if special {
+                    let c = self.pick(&[
+                        "NAN", "INF", "-INF", "PI", "0.0", "-0.0", "1e-40", "3.4e38", "1e308",
+                        "5e-324",
+                    ]);
+                    let fits_f32 = !matches!(c, "1e308" | "5e-324");
+                    return if ty == ScalarType::F32 && !fits_f32 {
+                        "1.0f32".into()
+                    } else if c.contains('.') || c.contains('e') {
+                        format!("({c}{ty})")
+                    } else {
+                        format!("({c} as {ty})")
+                    };
+                }
+                let v = (raw % 20_001) as f64 / 100.0 - 100.0;
+                format!("({v:?}{ty})")
+            }
+            _ => {
+                let v = if special {
+                    Scalar::from_bits(
+                        ty,
+                        self.pick(&[
+                            0,
+                            1,
+                            u64::MAX,
+                            0x7fff_ffff,
+                            0x8000_0000,
+                            0x7fff_ffff_ffff_ffff,
+                            1 << 63,
+                        ]),
+                    )
+                } else {
+                    Scalar::from_bits(ty, raw % 1000)
+                };
+                format!("({v}{ty})")
+            }
+        }
+    }
+
+    fn expr(&mut self, ty: ScalarType, scope: &[Var], depth: u32) -> String {
+        let vars: Vec<usize> = (0..scope.len()).filter(|&i| scope[i].ty == ty).collect();
+        if depth >= MAX_EXPR_DEPTH || self.u.is_empty() {
+            return match vars.is_empty() {
+                false if self.int(0, 1) == 1 => scope[self.pick(&vars)].name.clone(),
+                _ => self.literal(ty),
+            };
+        }
+        let d = depth + 1;
+        match self.int(0, 11) {
+            0 if !vars.is_empty() => scope[self.pick(&vars)].name.clone(),
+            1 => self.literal(ty),
+            2 if ty.is_signed_int() || ty.is_float() => format!("(-{})", self.expr(ty, scope, d)),
+            3 if !ty.is_float() => format!("(!{})", self.expr(ty, scope, d)),
+            4 if ty != ScalarType::Bool => {
+                let ops: &[&str] = if ty.is_float() {
+                    &["+", "-", "*", "/", "%"]
+                } else {
+                    &["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"]
+                };
+                let op = self.pick(ops);
+                let b_ty = if matches!(op, "<<" | ">>") {
+                    self.pick(&TYPES[1..5])
+                } else {
+                    ty
+                };
+                format!(
+                    "({} {op} {})",
+                    self.expr(ty, scope, d),
+                    self.expr(b_ty, scope, d)
+                )
+            }
+            5 if ty == ScalarType::Bool => {
+                let t = self.ty();
+                let op = self.pick(&["==", "!=", "<", "<=", ">", ">="]);
+                format!(
+                    "({} {op} {})",
+                    self.expr(t, scope, d),
+                    self.expr(t, scope, d)
+                )
+            }
+            6 if ty == ScalarType::Bool => {
+                let op = self.pick(&["&&", "||"]);
+                format!(
+                    "({} {op} {})",
+                    self.expr(ty, scope, d),
+                    self.expr(ty, scope, d)
+                )
+            }
+            7 if ty != ScalarType::Bool => {
+                let from = self.ty();
+                format!("({} as {ty})", self.expr(from, scope, d))
+            }
+            8 => {
+                let c = self.expr(ScalarType::Bool, scope, d);
+                format!(
+                    "(if {c} {{ {} }} else {{ {} }})",
+                    self.expr(ty, scope, d),
+                    self.expr(ty, scope, d)
+                )
+            }
+            9 => {
+                let callable: Vec<usize> = (0..self.fns.len())
+                    .filter(|&i| self.fns[i].ret == ty)
+                    .collect();
+                if callable.is_empty() {
+                    return self.literal(ty);
+                }
+                let f = self.pick(&callable);
+                let params = self.fns[f].params.clone();
+                let name = self.fns[f].name.clone();
+                let args: Vec<String> = params.iter().map(|&p| self.expr(p, scope, d)).collect();
+                format!("{name}({})", args.join(", "))
+            }
+            10 if ty.is_float() => {
+                let f = self.pick(&[
+                    "sqrt", "cbrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sin",
+                    "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
+                    "atanh", "erf", "erfc", "floor", "ceil", "round", "trunc", "abs",
+                ]);
+                format!("{f}({})", self.expr(ty, scope, d))
+            }
+            10 if ty == ScalarType::Bool => {
+                let f = self.pick(&["isnan", "isinf", "isfinite"]);
+                let t = self.pick(&[ScalarType::F32, ScalarType::F64]);
+                format!("{f}({})", self.expr(t, scope, d))
+            }
+            11 if ty.is_float() => {
+                let f = self.pick(&["atan2", "pow", "hypot", "copysign", "min", "max"]);
+                format!(
+                    "{f}({}, {})",
+                    self.expr(ty, scope, d),
+                    self.expr(ty, scope, d)
+                )
+            }
+            11 if ty != ScalarType::Bool => {
+                let f = self.pick(&["min", "max", "abs", "clamp", "select"]);
+                match f {
+                    "abs" => format!("abs({})", self.expr(ty, scope, d)),
+                    "clamp" => format!(
+                        "clamp({}, {}, {})",
+                        self.expr(ty, scope, d),
+                        self.expr(ty, scope, d),
+                        self.expr(ty, scope, d)
+                    ),
+                    "select" => format!(
+                        "select({}, {}, {})",
+                        self.expr(ScalarType::Bool, scope, d),
+                        self.expr(ty, scope, d),
+                        self.expr(ty, scope, d)
+                    ),
+                    _ => format!(
+                        "{f}({}, {})",
+                        self.expr(ty, scope, d),
+                        self.expr(ty, scope, d)
+                    ),
+                }
+            }
+            _ => {
+                let name = self.fresh();
+                let t = self.ty();
+                let v = self.expr(t, scope, d);
+                let mut inner: Vec<Var> = Vec::new();
+                inner.push(Var {
+                    name: name.clone(),
+                    ty: t,
+                    mutable: false,
+                });
+                let all: Vec<Var> = scope
+                    .iter()
+                    .map(|v| Var {
+                        name: v.name.clone(),
+                        ty: v.ty,
+                        mutable: v.mutable,
+                    })
+                    .chain(inner)
+                    .collect();
+                format!("{{ let {name}: {t} = {v}; {} }}", self.expr(ty, &all, d))
+            }
+        }
+    }
+}

@@ -31,6 +31,7 @@ use codespan_reporting::term;
 
 pub use kiln_front::{Diag, Program};
 pub use kiln_interp::RuntimeError;
+pub use kiln_ir as ir;
 pub use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 pub use kiln_runtime::{Executor, Interpreter};
 
