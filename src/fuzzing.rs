@@ -119,6 +119,7 @@ struct FnSig {
     ret: ScalarType,
 }
 
+#[derive(Clone)]
 struct Var {
     name: String,
     ty: ScalarType,
@@ -462,21 +463,12 @@ impl Gen<'_> {
                 let name = self.fresh();
                 let t = self.ty();
                 let v = self.expr(t, scope, d);
-                let mut inner: Vec<Var> = Vec::new();
-                inner.push(Var {
+                let mut all = scope.to_vec();
+                all.push(Var {
                     name: name.clone(),
                     ty: t,
                     mutable: false,
                 });
-                let all: Vec<Var> = scope
-                    .iter()
-                    .map(|v| Var {
-                        name: v.name.clone(),
-                        ty: v.ty,
-                        mutable: v.mutable,
-                    })
-                    .chain(inner)
-                    .collect();
                 format!("{{ let {name}: {t} = {v}; {} }}", self.expr(ty, &all, d))
             }
         }
