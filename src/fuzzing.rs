@@ -95,6 +95,8 @@ pub fn random_program(data: &[u8]) -> String {
         u: arbitrary::Unstructured::new(data),
         fns: Vec::new(),
         next_var: 0,
+        ret: ScalarType::Bool,
+        in_loop: false,
     };
     let mut out = String::new();
     let n = g.int(1, 4);
@@ -130,6 +132,10 @@ struct Gen<'a> {
     u: arbitrary::Unstructured<'a>,
     fns: Vec<FnSig>,
     next_var: usize,
+    /// The result type of the function being generated (for `return` in operands).
+    ret: ScalarType,
+    /// Inside a loop of the function being generated (for `break`/`continue` in operands).
+    in_loop: bool,
 }
 
 const TYPES: [ScalarType; 7] = ScalarType::ALL;
@@ -158,6 +164,8 @@ impl Gen<'_> {
         let nparams = self.int(0, 3);
         let params: Vec<ScalarType> = (0..nparams).map(|_| self.ty()).collect();
         let ret = self.ty();
+        self.ret = ret;
+        self.in_loop = false;
         let mut scope: Vec<Var> = params
             .iter()
             .enumerate()
@@ -286,6 +294,7 @@ impl Gen<'_> {
         depth: u32,
         in_loop: bool,
     ) -> String {
+        let outer_loop = std::mem::replace(&mut self.in_loop, in_loop);
         let mark = scope.len();
         let n = self.int(0, 3);
         let mut out = String::new();
@@ -293,6 +302,7 @@ impl Gen<'_> {
             out.push_str(&self.stmt(scope, ret, depth, in_loop));
         }
         scope.truncate(mark);
+        self.in_loop = outer_loop;
         out
     }
 
@@ -350,6 +360,14 @@ impl Gen<'_> {
             };
         }
         let d = depth + 1;
+        // Rarely, an operand that diverges: `return`, `break` or `continue` have type `!`.
+        if self.int(0, 40) == 0 {
+            return match (self.in_loop, self.int(0, 2)) {
+                (true, 0) => "(break)".to_string(),
+                (true, 1) => "(continue)".to_string(),
+                _ => format!("(return {})", self.expr(self.ret, scope, d)),
+            };
+        }
         match self.int(0, 11) {
             0 if !vars.is_empty() => scope[self.pick(&vars)].name.clone(),
             1 => self.literal(ty),

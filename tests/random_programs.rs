@@ -3,8 +3,13 @@
 
 #[test]
 fn random_typed_programs_compile_and_agree() {
+    // `KILN_RANDOM_CASES=100000 cargo test --release --test random_programs` explores longer.
+    let cases: u64 = std::env::var("KILN_RANDOM_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let mut state = 0x5eed_u64;
-    for case in 0..400 {
+    for case in 0..cases {
         let len = 64 + (case % 7) * 96;
         let data: Vec<u8> = (0..len)
             .map(|_| {

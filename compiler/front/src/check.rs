@@ -807,11 +807,11 @@ impl<'c, 's> Body<'c, 's> {
         match &s.kind {
             StmtKind::Let { pat, ty, value } => {
                 self.script_level = false;
-                let v = self.binding_value(ty.as_ref(), value);
+                let (v, local_ty) = self.binding_value(ty.as_ref(), value);
                 self.script_level = script_level;
                 match pat {
                     Pattern::Name(name) => {
-                        let local = self.declare(name, v.ty.clone(), false);
+                        let local = self.declare(name, local_ty, false);
                         Some(TStmt::Let {
                             locals: vec![local],
                             destructure: false,
@@ -819,9 +819,9 @@ impl<'c, 's> Body<'c, 's> {
                         })
                     }
                     Pattern::Tuple(names, span) => {
-                        let parts = match &v.ty {
+                        let parts = match &local_ty {
                             Ty::Tuple(ts) if ts.len() == names.len() => ts.clone(),
-                            Ty::Error => vec![Ty::Error; names.len()],
+                            Ty::Error | Ty::Never => vec![local_ty.clone(); names.len()],
                             other => {
                                 let d = diag::error(
                                     self.file(),
@@ -853,9 +853,9 @@ impl<'c, 's> Body<'c, 's> {
             }
             StmtKind::Var { name, ty, value } => {
                 self.script_level = false;
-                let v = self.binding_value(ty.as_ref(), value);
+                let (v, local_ty) = self.binding_value(ty.as_ref(), value);
                 self.script_level = script_level;
-                let local = self.declare(name, v.ty.clone(), true);
+                let local = self.declare(name, local_ty, true);
                 Some(TStmt::Let {
                     locals: vec![local],
                     destructure: false,
@@ -912,16 +912,20 @@ impl<'c, 's> Body<'c, 's> {
         }
     }
 
-    fn binding_value(&mut self, ty: Option<&TypeExpr>, value: &Expr) -> TExpr {
-        let v = match ty {
+    /// Checks the value of a `let`/`var`; returns it and the type of the bound local (the
+    /// annotation when there is one, even if the value never arrives, like `return x`).
+    fn binding_value(&mut self, ty: Option<&TypeExpr>, value: &Expr) -> (TExpr, Ty) {
+        let (v, local_ty) = match ty {
             Some(te) => {
                 let want = self.cx.resolve_type(te, &self.generics);
                 let v = self.expr_hint(value, Some(&want));
-                self.coerce(v, &want, Some(te.span()))
+                (self.coerce(v, &want, Some(te.span())), want)
             }
             None => {
                 let v = self.expr(value);
-                self.default(v)
+                let v = self.default(v);
+                let t = v.ty.clone();
+                (v, t)
             }
         };
         if matches!(v.ty, Ty::Unit) {
@@ -935,7 +939,7 @@ impl<'c, 's> Body<'c, 's> {
                 d,
                 "loops, `if` without `else` and blocks ending in `;` have no value",
             ));
-            return Body::error_expr(v.span);
+            return (Body::error_expr(v.span), Ty::Error);
         }
         if v.ty == Ty::Str {
             self.cx.error(
@@ -943,9 +947,9 @@ impl<'c, 's> Body<'c, 's> {
                 "strings can only be passed to script builtins",
                 "a string",
             );
-            return Body::error_expr(v.span);
+            return (Body::error_expr(v.span), Ty::Error);
         }
-        v
+        (v, local_ty)
     }
 
     fn assign(
@@ -1534,6 +1538,14 @@ impl<'c, 's> Body<'c, 's> {
         let target = self.cx.resolve_type(t, &self.generics);
         if v.ty == Ty::Error || target == Ty::Error {
             return Body::error_expr(span);
+        }
+        if v.ty == Ty::Never {
+            // `(return x) as T`: never produces a value, so any target type will do.
+            return TExpr {
+                kind: TExprKind::Cast(Box::new(v)),
+                ty: target,
+                span,
+            };
         }
         if target == Ty::BOOL {
             let d = diag::error(

@@ -340,7 +340,16 @@ struct Frame {
 struct LoopCx {
     brk: Block,
     cont: Block,
-    carried: Vec<LocalId>,
+    carried: Carried,
+}
+
+/// Locals carried across a join (declared before a construct, assigned inside it), with the
+/// number of scalars and the types each one has.
+#[derive(Clone, Debug)]
+struct Carried {
+    locals: Vec<LocalId>,
+    counts: Vec<usize>,
+    tys: Vec<ScalarType>,
 }
 
 /// Translates one kernel.
@@ -454,34 +463,40 @@ impl<'l, 'p> Fx<'l, 'p> {
             .unwrap_or_default()
     }
 
-    /// Carried locals that exist in the current frame, with their current values flattened.
-    fn carried(&self, locals: &[LocalId]) -> Vec<Value> {
-        locals.iter().flat_map(|&l| self.get(l)).collect()
-    }
-
-    fn carried_types(&self, locals: &[LocalId]) -> Vec<ScalarType> {
-        self.carried(locals)
-            .iter()
-            .map(|&v| self.k.value_type(v))
-            .collect()
+    /// The current values of carried locals, flattened.
+    fn carried(&self, c: &Carried) -> Vec<Value> {
+        c.locals.iter().flat_map(|&l| self.get(l)).collect()
     }
 
     /// Rebinds carried locals to `vals` (block parameters), in order.
-    fn rebind(&mut self, locals: &[LocalId], vals: &[Value]) {
+    fn rebind(&mut self, c: &Carried, vals: &[Value]) {
         let mut it = vals.iter().copied();
-        for &l in locals {
-            let n = self.get(l).len();
+        for (&l, &n) in c.locals.iter().zip(&c.counts) {
             let v: Vec<Value> = it.by_ref().take(n).collect();
             self.frame().vals.insert(l, v);
         }
     }
 
-    fn only_existing(&self, locals: Vec<LocalId>) -> Vec<LocalId> {
+    /// The locals of `assigned` that exist before the construct, with their shapes fixed now:
+    /// code after a `return` inside the construct may leave a local without a value, and
+    /// the join blocks must still have one parameter per scalar.
+    fn carried_set(&self, assigned: Vec<LocalId>) -> Carried {
         let f = self.frames.last().expect("a frame is open");
-        locals
+        let locals: Vec<LocalId> = assigned
             .into_iter()
             .filter(|l| f.vals.contains_key(l))
-            .collect()
+            .collect();
+        let counts = locals.iter().map(|&l| self.get(l).len()).collect();
+        let tys = locals
+            .iter()
+            .flat_map(|&l| self.get(l))
+            .map(|v| self.k.value_type(v))
+            .collect();
+        Carried {
+            locals,
+            counts,
+            tys,
+        }
     }
 
     fn new_block_with(&mut self, tys: &[ScalarType]) -> (Block, Vec<Value>) {
@@ -491,6 +506,13 @@ impl<'l, 'p> Fx<'l, 'p> {
             .map(|&t| self.k.append_block_param(b, t))
             .collect();
         (b, ps)
+    }
+
+    /// Lowers an expression that has one value. `None` means it diverged (`return`,
+    /// `break`, `continue` inside it): the code that would use the value is unreachable,
+    /// and the caller stops lowering the enclosing expression.
+    fn value(&mut self, e: &TExpr) -> Option<Value> {
+        self.expr(e).first().copied()
     }
 
     fn stmt(&mut self, s: &TStmt) {
@@ -543,7 +565,9 @@ impl<'l, 'p> Fx<'l, 'p> {
                 v
             }
             TExprKind::Unary(op, x) => {
-                let v = self.expr(x)[0];
+                let Some(v) = self.value(x) else {
+                    return vec![];
+                };
                 let ty = self.k.value_type(v);
                 let op = match op {
                     UnOp::Neg => UnaryOp::Neg,
@@ -554,8 +578,12 @@ impl<'l, 'p> Fx<'l, 'p> {
             TExprKind::Binary(BinOp::And, a, b) => self.short_circuit(true, a, b),
             TExprKind::Binary(BinOp::Or, a, b) => self.short_circuit(false, a, b),
             TExprKind::Binary(op, a, b) => {
-                let va = self.expr(a)[0];
-                let vb = self.expr(b)[0];
+                let Some(va) = self.value(a) else {
+                    return vec![];
+                };
+                let Some(vb) = self.value(b) else {
+                    return vec![];
+                };
                 let ty = self.k.value_type(va);
                 let op = binary_op(*op);
                 let rty = if op.is_comparison() {
@@ -567,7 +595,9 @@ impl<'l, 'p> Fx<'l, 'p> {
                 vec![self.ins1(InstKind::Binary(op, va, vb), rty, loc)]
             }
             TExprKind::Cast(x) => {
-                let v = self.expr(x)[0];
+                let Some(v) = self.value(x) else {
+                    return vec![];
+                };
                 let to = self.scalar(&e.ty);
                 if self.k.value_type(v) == to {
                     vec![v]
@@ -579,7 +609,11 @@ impl<'l, 'p> Fx<'l, 'p> {
             TExprKind::Call(id, targs, args) => {
                 let mut vals = Vec::new();
                 for a in args {
-                    vals.extend(self.expr(a));
+                    let v = self.expr(a);
+                    if v.len() < a.ty.flatten(&self.subst).len() {
+                        return vec![]; // the argument diverged
+                    }
+                    vals.extend(v);
                 }
                 let targs: Vec<ScalarType> = targs.iter().map(|t| self.scalar(t)).collect();
                 match self.lw.item_inner(*id, &targs) {
@@ -748,7 +782,13 @@ impl<'l, 'p> Fx<'l, 'p> {
     }
 
     fn builtin(&mut self, b: Builtin, args: &[TExpr], e: &TExpr) -> Vec<Value> {
-        let vals: Vec<Value> = args.iter().map(|a| self.expr(a)[0]).collect();
+        let mut vals = Vec::with_capacity(args.len());
+        for a in args {
+            let Some(v) = self.value(a) else {
+                return vec![];
+            };
+            vals.push(v);
+        }
         let ty = |fx: &Self, i: usize| fx.k.value_type(vals[i]);
         match b {
             Builtin::Unary(op) => vec![self.ins1(InstKind::Unary(op, vals[0]), ty(self, 0), None)],
@@ -781,11 +821,13 @@ impl<'l, 'p> Fx<'l, 'p> {
 
     /// `a && b` (`and` = true) or `a || b`: `b` runs only when it decides the result.
     fn short_circuit(&mut self, and: bool, a: &TExpr, b: &TExpr) -> Vec<Value> {
-        let va = self.expr(a)[0];
-        let carried = self.only_existing(assigned_locals(b));
+        let Some(va) = self.value(a) else {
+            return vec![];
+        };
+        let carried = self.carried_set(assigned_locals(b));
         let decided = self.konst(Scalar::Bool(!and));
         let mut tys = vec![ScalarType::Bool];
-        tys.extend(self.carried_types(&carried));
+        tys.extend(carried.tys.clone());
         let (merge, params) = self.new_block_with(&tys);
         let rhs = self.k.create_block();
         let mut skip_args = vec![decided];
@@ -796,7 +838,11 @@ impl<'l, 'p> Fx<'l, 'p> {
             self.br(va, merge, skip_args, rhs, vec![]);
         }
         self.cur = rhs;
-        let vb = self.expr(b)[0];
+        let vb = match self.value(b) {
+            Some(v) => v,
+            // `b` diverged: this is dead code; any bool keeps the jump well-formed.
+            None => self.konst(Scalar::Bool(false)),
+        };
         let mut args = vec![vb];
         args.extend(self.carried(&carried));
         self.jump(merge, args);
@@ -813,23 +859,25 @@ impl<'l, 'p> Fx<'l, 'p> {
         ty: &Ty,
         whole: &TExpr,
     ) -> Vec<Value> {
-        let vc = self.expr(c)[0];
-        let carried = self.only_existing(assigned_locals(whole));
+        let Some(vc) = self.value(c) else {
+            return vec![];
+        };
+        let carried = self.carried_set(assigned_locals(whole));
         let result_tys = if matches!(ty, Ty::Unit | Ty::Never) {
             vec![]
         } else {
             ty.flatten(&self.subst)
         };
         let mut tys = result_tys.clone();
-        tys.extend(self.carried_types(&carried));
+        tys.extend(carried.tys.clone());
         let (merge, params) = self.new_block_with(&tys);
         let then_b = self.k.create_block();
         let else_b = self.k.create_block();
         self.br(vc, then_b, vec![], else_b, vec![]);
-        let entry_vals: Vec<Vec<Value>> = carried.iter().map(|&l| self.get(l)).collect();
+        let entry_vals: Vec<Vec<Value>> = carried.locals.iter().map(|&l| self.get(l)).collect();
         for (block, arm) in [(then_b, Some(t)), (else_b, els)] {
             // Each arm starts from the values before the `if`.
-            for (l, v) in carried.iter().zip(&entry_vals) {
+            for (l, v) in carried.locals.iter().zip(&entry_vals) {
                 self.frame().vals.insert(*l, v.clone());
             }
             self.cur = block;
@@ -855,15 +903,15 @@ impl<'l, 'p> Fx<'l, 'p> {
     }
 
     fn while_loop(&mut self, c: &TExpr, body: &TExpr, whole: &TExpr) {
-        let carried = self.only_existing(assigned_locals(whole));
-        let tys = self.carried_types(&carried);
+        let carried = self.carried_set(assigned_locals(whole));
+        let tys = carried.tys.clone();
         let (header, hparams) = self.new_block_with(&tys);
         let init = self.carried(&carried);
         self.jump(header, init);
         self.cur = header;
         self.rebind(&carried, &hparams);
-        let vc = self.expr(c)[0];
-        let tys = self.carried_types(&carried);
+        let Some(vc) = self.value(c) else { return };
+        let tys = carried.tys.clone();
         let (exit, eparams) = self.new_block_with(&tys);
         let body_b = self.k.create_block();
         let out = self.carried(&carried);
@@ -890,11 +938,11 @@ impl<'l, 'p> Fx<'l, 'p> {
         inclusive: bool,
         body: &TExpr,
     ) {
-        let vs = self.expr(start)[0];
-        let ve = self.expr(end)[0];
-        let carried = self.only_existing(assigned_locals(body));
+        let Some(vs) = self.value(start) else { return };
+        let Some(ve) = self.value(end) else { return };
+        let carried = self.carried_set(assigned_locals(body));
         let mut tys = vec![ScalarType::I64];
-        tys.extend(self.carried_types(&carried));
+        tys.extend(carried.tys.clone());
         let (header, hparams) = self.new_block_with(&tys);
         let mut init = vec![vs];
         init.extend(self.carried(&carried));
@@ -908,7 +956,7 @@ impl<'l, 'p> Fx<'l, 'p> {
             BinaryOp::Lt
         };
         let go = self.ins1(InstKind::Binary(cmp, i, ve), ScalarType::Bool, None);
-        let ctys = self.carried_types(&carried);
+        let ctys = carried.tys.clone();
         let (exit, eparams) = self.new_block_with(&ctys);
         let (latch, lparams) = self.new_block_with(&ctys);
         let body_b = self.k.create_block();
