@@ -103,11 +103,12 @@ pub fn parse_module(text: &str) -> Result<Module, ParseError> {
     Ok(module)
 }
 
+/// A call whose callee is known only by name yet: (instruction, callee name, line).
+type PendingCall = (Inst, String, usize);
+
 /// Parses one kernel (header line through the line before `}`); returns it and its calls
-/// (instruction, callee name, line) for the module to resolve.
-fn parse_kernel(
-    lines: &[(usize, &str)],
-) -> Result<(Kernel, Vec<(Inst, String, usize)>), ParseError> {
+/// for the module to resolve.
+fn parse_kernel(lines: &[(usize, &str)]) -> Result<(Kernel, Vec<PendingCall>), ParseError> {
     let (hn, header) = lines[0];
     let header = header.strip_suffix(" {").ok_or(ParseError {
         line: hn,
