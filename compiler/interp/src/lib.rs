@@ -358,27 +358,20 @@ pub fn eval_binary(op: BinaryOp, a: Scalar, b: Scalar) -> Result<Scalar, ErrorKi
     if op.is_shift() {
         let n = shift_amount(b);
         let left = op == BinaryOp::Shl;
+        macro_rules! shift {
+            ($v:expr) => {
+                if left {
+                    $v.wrapping_shl(n)
+                } else {
+                    $v.wrapping_shr(n)
+                }
+            };
+        }
         return Ok(match a {
-            I32(v) => I32(if left {
-                v.wrapping_shl(n)
-            } else {
-                v.wrapping_shr(n)
-            }),
-            I64(v) => I64(if left {
-                v.wrapping_shl(n)
-            } else {
-                v.wrapping_shr(n)
-            }),
-            U32(v) => U32(if left {
-                v.wrapping_shl(n)
-            } else {
-                v.wrapping_shr(n)
-            }),
-            U64(v) => U64(if left {
-                v.wrapping_shl(n)
-            } else {
-                v.wrapping_shr(n)
-            }),
+            I32(v) => I32(shift!(v)),
+            I64(v) => I64(shift!(v)),
+            U32(v) => U32(shift!(v)),
+            U64(v) => U64(shift!(v)),
             other => unreachable!("verified IR: shift of {other:?}"),
         });
     }
