@@ -44,6 +44,23 @@ pub struct Program {
 }
 
 impl Program {
+    /// The line and column of byte `offset` of the source (binary search over the line
+    /// starts, so lowering a long file stays linear).
+    pub fn line_col(&self, offset: usize) -> kiln_syntax::LineCol {
+        let offset = offset.min(self.src.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.line_starts[line - 1];
+        let col = self
+            .src
+            .get(start..offset)
+            .map_or(offset - start, |t| t.chars().count())
+            + 1;
+        kiln_syntax::LineCol {
+            line: line as u32,
+            col: col as u32,
+        }
+    }
+
     /// The item called `name`.
     pub fn item(&self, name: &str) -> Option<(ItemId, &CheckedItem)> {
         let id = *self.item_ids.get(name)?;
@@ -67,5 +84,24 @@ impl Program {
             out = next;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_col_agrees_with_a_direct_count() {
+        let src = "fn f(x: f64) -> f64 {\n    // ∪ é\n    x\n}\n\nlet y = 1;";
+        let (ast, errors) = kiln_syntax::parse(src);
+        assert!(errors.is_empty());
+        let (program, diags) = crate::check(0, src, &ast);
+        assert!(diags.is_empty());
+        for (offset, _) in src.char_indices().chain([(src.len(), ' ')]) {
+            assert_eq!(
+                program.line_col(offset),
+                kiln_syntax::LineCol::of(src, offset),
+                "offset {offset}"
+            );
+        }
     }
 }

@@ -22,7 +22,7 @@ use kiln_ir::{
     SourceLoc, UnaryOp, Value,
 };
 use kiln_syntax::ast::{BinOp, ItemKind, UnOp};
-use kiln_syntax::{LineCol, Span};
+use kiln_syntax::Span;
 
 use crate::builtins::Builtin;
 use crate::diag::{self, Diag};
@@ -383,7 +383,7 @@ impl<'l, 'p> Fx<'l, 'p> {
     }
 
     fn loc(&self, span: Span) -> SourceLoc {
-        let lc = LineCol::of(&self.lw.p.src, span.start as usize);
+        let lc = self.lw.p.line_col(span.start as usize);
         SourceLoc {
             line: lc.line,
             col: lc.col,
