@@ -154,6 +154,40 @@ fn convert_error(
 /// Rewrites two common parse errors into what the user did: a missing `;` at the end of a
 /// line, and a chained comparison.
 fn explain(mut e: SyntaxError, chunk: &[Spanned<'_>], src: &str) -> SyntaxError {
+    // Running off the end of a chunk with a `{` still open: point at that brace, which is
+    // where the mistake is, rather than at the next item.
+    let at_end = chunk
+        .last()
+        .is_none_or(|last| e.span.start as usize >= last.2);
+    if at_end {
+        let mut open: Vec<usize> = Vec::new();
+        for &(l, tok, _) in chunk {
+            match tok {
+                Token::LBrace => open.push(l),
+                Token::RBrace => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
+        if let Some(&brace) = open.last() {
+            let next = if e.message.starts_with("unexpected end of file") {
+                "the end of the file".to_string()
+            } else {
+                let line = src[..(e.span.start as usize).min(src.len())]
+                    .matches('\n')
+                    .count()
+                    + 1;
+                format!("line {line}")
+            };
+            return SyntaxError {
+                span: Span::new(brace, brace + 1),
+                message: format!(
+                    "this `{{` is never closed (the item ends at {next} without a matching `}}`)"
+                ),
+            };
+        }
+    }
     let at = chunk.iter().position(|t| t.0 == e.span.start as usize);
     let prev = at.and_then(|i| i.checked_sub(1)).map(|i| chunk[i]);
     let expects_semi = e.message.contains("`;`");
