@@ -211,7 +211,7 @@ fn parse_run(text: &str, at: usize) -> Result<Expect, String> {
         return Ok(Expect::Nan(e.to_string(), at));
     }
     if let Some(idx) = text.rfind(" error \"") {
-        if text.ends_with('"') {
+        if text.ends_with('"') && text.len() > idx + 8 {
             let msg = &text[idx + 8..text.len() - 1];
             return Ok(Expect::RuntimeError(
                 text[..idx].to_string(),

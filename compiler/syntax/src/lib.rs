@@ -220,7 +220,7 @@ fn explain(mut e: SyntaxError, chunk: &[Spanned<'_>], src: &str) -> SyntaxError 
 /// `; expected one of ...`, with every way to start an expression summarised as
 /// "an expression".
 fn expected_list(expected: &[String]) -> String {
-    const EXPR_START: [&str; 16] = [
+    const EXPR_START: [&str; 17] = [
         "identifier",
         "integer",
         "float",
@@ -237,6 +237,7 @@ fn expected_list(expected: &[String]) -> String {
         "return",
         "break",
         "continue",
+        "reduce",
     ];
     let names: Vec<&str> = expected.iter().map(|s| s.trim_matches('"')).collect();
     let is_expr = names.contains(&"identifier") && names.contains(&"integer");
