@@ -9,7 +9,7 @@
 //!   `sqrt` needs `T: float`, `-x` needs a class without unsigned types). Literal ranges are
 //!   checked again per specialisation, by lowering.
 //! - Unsuffixed literals get the flexible types `{integer}`/`{float}`. An operator unifies
-//!   its operands and [`finalize`] pushes the resulting type down into the literals; a
+//!   its operands and `finalize` pushes the resulting type down into the literals; a
 //!   flexible type that meets no constraint defaults to `i64`/`f64` (spec §1).
 //! - An expression with an error has type `Ty::Error`, which unifies with everything: one
 //!   mistake, one diagnostic. Every independent error in the file is reported.

@@ -1,6 +1,6 @@
 //! `kiln-front`: the checker and the lowering from the AST to Kiln IR.
 //!
-//! [`check`] resolves names and types (producing the typed AST of [`typed`]) and reports
+//! [`check()`](check::check) resolves names and types (producing the typed AST of [`typed`]) and reports
 //! every user error as a codespan-reporting diagnostic; [`Lowerer`] turns checked items into
 //! IR kernels, one per specialisation. Everything a user can get wrong is reported here:
 //! the IR verifier only ever catches compiler bugs.

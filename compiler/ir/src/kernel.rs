@@ -92,7 +92,7 @@ pub struct BlockData {
 /// One IR function: a `fn`, `ufunc`, reduce combine or identity, or a script thunk, with its
 /// generic parameters already substituted (the name says which specialisation it is).
 ///
-/// Invariants (checked by [`crate::verify`]): the entry block's parameters have the kernel's
+/// Invariants (checked by [`crate::verify()`]): the entry block's parameters have the kernel's
 /// parameter types and no jump targets it; every block in `layout` ends with exactly one
 /// terminator; every use is dominated by its definition. Arenas only grow: passes unlink
 /// blocks from `layout` and instructions from their block, and the printer numbers what is

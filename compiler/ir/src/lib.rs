@@ -8,7 +8,7 @@
 //! - values have scalar types only; tuples are several values;
 //! - every operator's semantics is pinned down in [`inst`] and implemented once, by the
 //!   reference interpreter (`kiln-interp`), which is the oracle for the other back ends;
-//! - a text form with stable numbering ([`write`]) and a verifier ([`verify`]) that runs after
+//! - a text form with stable numbering ([`write`](mod@write)) and a verifier ([`verify`](mod@verify)) that runs after
 //!   lowering and after every pass in tests.
 #![warn(missing_docs)]
 

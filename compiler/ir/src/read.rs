@@ -4,7 +4,7 @@
 //! `parse_module(&write_module(m))` gives a module that prints identically. Value and block
 //! names (`v3`, `block2`) are local to each kernel and may be used before the line that
 //! defines them; calls name their callee (`call sq(v0)`), which may be defined anywhere in
-//! the text. The result is not verified: run [`crate::verify`] on it.
+//! the text. The result is not verified: run [`crate::verify()`] on it.
 
 use std::collections::HashMap;
 
