@@ -54,6 +54,10 @@ struct Checker<'s> {
     call_edges: Vec<(ItemId, ItemId, Span)>,
     /// (user, used, use site) among consts, for cycle detection.
     const_edges: Vec<(ConstId, ConstId, Span)>,
+    /// Consts read by items, and items called by const initialisers: with the two edge lists
+    /// above they form the graph in which a const may depend on itself.
+    item_const_edges: Vec<(ItemId, ConstId)>,
+    const_item_edges: Vec<(ConstId, ItemId)>,
     /// Names bound by top-level `let`/`var`, for a precise message when an item uses one.
     script_names: HashSet<String>,
 }
@@ -71,6 +75,8 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
         diags: Vec::new(),
         call_edges: Vec::new(),
         const_edges: Vec::new(),
+        item_const_edges: Vec::new(),
+        const_item_edges: Vec::new(),
         script_names: HashSet::new(),
     };
     for entry in &module.entries {
@@ -179,7 +185,7 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
         .collect();
     let script = cx.check_script(&stmts);
     cx.check_recursion(&items);
-    cx.check_const_cycles(&checked_consts);
+    cx.check_const_cycles(&items, &checked_consts);
 
     let mut diags = std::mem::take(&mut cx.diags);
     diags.sort_by_key(diag::sort_key);
@@ -324,6 +330,9 @@ impl Checker<'_> {
                         format!("unknown type class `{}`", g.class.name),
                         "not a class",
                     );
+                    if let Some(c) = diag::suggest(&g.class.name, ["float", "int", "num"]) {
+                        d = diag::help(d, format!("did you mean `{c}`?"));
+                    }
                     d = diag::help(d, "the classes are `float` (f32, f64), `int` (i32, i64, u32, u64) and `num` (both)");
                     self.diags.push(d);
                     Class::Num
@@ -617,42 +626,119 @@ impl Checker<'_> {
         }
     }
 
-    fn check_const_cycles(&mut self, consts: &[CheckedConst]) {
-        let mut graph: HashMap<ConstId, Vec<(ConstId, Span)>> = HashMap::new();
-        for &(a, b, s) in &self.const_edges {
-            graph.entry(a).or_default().push((b, s));
-        }
-        let mut in_reported: HashSet<ConstId> = HashSet::new();
-        for (i, c) in consts.iter().enumerate() {
-            let start = ConstId(i as u32);
-            if in_reported.contains(&start) {
+    /// Reports each const that depends on itself, directly or through items (`const A =
+    /// f();` where `f` reads `A`), once per cycle.
+    fn check_const_cycles(&mut self, items: &[CheckedItem], consts: &[CheckedConst]) {
+        // Nodes: items first, then consts.
+        let n_items = items.len();
+        let node_of_const = |c: ConstId| n_items + c.0 as usize;
+        let mut edges: Vec<(usize, usize)> = Vec::new();
+        edges.extend(
+            self.call_edges
+                .iter()
+                .map(|&(a, b, _)| (a.0 as usize, b.0 as usize)),
+        );
+        edges.extend(
+            self.const_edges
+                .iter()
+                .map(|&(a, b, _)| (node_of_const(a), node_of_const(b))),
+        );
+        edges.extend(
+            self.item_const_edges
+                .iter()
+                .map(|&(a, b)| (a.0 as usize, node_of_const(b))),
+        );
+        edges.extend(
+            self.const_item_edges
+                .iter()
+                .map(|&(a, b)| (node_of_const(a), b.0 as usize)),
+        );
+        let self_loops: HashSet<usize> = edges
+            .iter()
+            .filter(|(a, b)| a == b)
+            .map(|&(a, _)| a)
+            .collect();
+        for scc in strongly_connected(n_items + consts.len(), &edges) {
+            let cyclic = scc.len() > 1 || self_loops.contains(&scc[0]);
+            let Some(&first) = scc.iter().filter(|&&n| n >= n_items).min() else {
+                continue;
+            };
+            if !cyclic {
                 continue;
             }
-            // Does `start` reach itself? (Consts are few; a walk per const is fine.)
-            let mut seen = HashSet::new();
-            let mut work: Vec<ConstId> = graph
-                .get(&start)
-                .map(|v| v.iter().map(|e| e.0).collect())
-                .unwrap_or_default();
-            while let Some(n) = work.pop() {
-                if n == start {
-                    self.error(
-                        c.span,
-                        format!("const `{}` depends on itself", c.name),
-                        "its value refers back to it",
-                    );
-                    // One error per cycle: the other consts on it are not reported again.
-                    in_reported.extend(seen.iter().copied());
-                    break;
+            let c = &consts[first - n_items];
+            let mut d = diag::error(
+                self.file,
+                c.span,
+                format!("const `{}` depends on itself", c.name),
+                "its value refers back to it",
+            );
+            let through: Vec<String> = scc
+                .iter()
+                .filter(|&&n| n < n_items)
+                .map(|&n| format!("`{}`", items[n].name))
+                .collect();
+            if !through.is_empty() {
+                d = diag::note(d, format!("through {}", through.join(", ")));
+            }
+            self.diags.push(d);
+        }
+    }
+}
+
+/// The strongly connected components of a graph with nodes `0..n` (Kosaraju's algorithm,
+/// iterative so deep graphs cannot overflow the stack).
+fn strongly_connected(n: usize, edges: &[(usize, usize)]) -> Vec<Vec<usize>> {
+    let mut fwd = vec![Vec::new(); n];
+    let mut rev = vec![Vec::new(); n];
+    for &(a, b) in edges {
+        fwd[a].push(b);
+        rev[b].push(a);
+    }
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    for start in 0..n {
+        if seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut stack = vec![(start, 0usize)];
+        while let Some((node, i)) = stack.last_mut() {
+            let node = *node;
+            if let Some(&next) = fwd[node].get(*i) {
+                *i += 1;
+                if !seen[next] {
+                    seen[next] = true;
+                    stack.push((next, 0));
                 }
-                if seen.insert(n) {
-                    if let Some(v) = graph.get(&n) {
-                        work.extend(v.iter().map(|e| e.0));
-                    }
-                }
+            } else {
+                order.push(node);
+                stack.pop();
             }
         }
     }
+    let mut component = vec![usize::MAX; n];
+    let mut out = Vec::new();
+    for &start in order.iter().rev() {
+        if component[start] != usize::MAX {
+            continue;
+        }
+        let id = out.len();
+        let mut members = vec![start];
+        component[start] = id;
+        let mut stack = vec![start];
+        while let Some(node) = stack.pop() {
+            for &prev in &rev[node] {
+                if component[prev] == usize::MAX {
+                    component[prev] = id;
+                    members.push(prev);
+                    stack.push(prev);
+                }
+            }
+        }
+        out.push(members);
+    }
+    out
 }
 
 /// Whose body is being checked.
@@ -812,6 +898,15 @@ impl<'c, 's> Body<'c, 's> {
                 match pat {
                     Pattern::Name(name) => {
                         let local = self.declare(name, local_ty, false);
+                        Some(TStmt::Let {
+                            locals: vec![local],
+                            destructure: false,
+                            value: v,
+                        })
+                    }
+                    Pattern::Tuple(names, _) if names.len() == 1 => {
+                        // `let (x) = e;` is `let x = e;`, as in Rust.
+                        let local = self.declare(&names[0], local_ty, false);
                         Some(TStmt::Let {
                             locals: vec![local],
                             destructure: false,
@@ -1074,6 +1169,14 @@ impl<'c, 's> Body<'c, 's> {
                 );
                 Body::error_expr(span)
             }
+            ExprKind::Tuple(items) if items.len() < 2 => {
+                self.cx.error(
+                    span,
+                    "a tuple needs at least two elements",
+                    "write the value without `(...,)`",
+                );
+                Body::error_expr(span)
+            }
             ExprKind::Tuple(items) => {
                 let mut parts = Vec::new();
                 let mut tys = Vec::new();
@@ -1283,8 +1386,10 @@ impl<'c, 's> Body<'c, 's> {
             };
         }
         if let Some(&id) = self.cx.const_ids.get(&n.name) {
-            if let Owner::Const(me) = self.owner {
-                self.cx.const_edges.push((me, id, span));
+            match self.owner {
+                Owner::Const(me) => self.cx.const_edges.push((me, id, span)),
+                Owner::Item(me) => self.cx.item_const_edges.push((me, id)),
+                Owner::Script => {}
             }
             let ty = self.cx.const_tys[id.0 as usize].clone();
             return TExpr {
@@ -1589,8 +1694,10 @@ impl<'c, 's> Body<'c, 's> {
                 );
                 return Body::error_expr(span);
             }
-            if let Owner::Item(me) = self.owner {
-                self.cx.call_edges.push((me, id, f.span));
+            match self.owner {
+                Owner::Item(me) => self.cx.call_edges.push((me, id, f.span)),
+                Owner::Const(me) => self.cx.const_item_edges.push((me, id)),
+                Owner::Script => {}
             }
             let Some((targs, targs_exprs, ret)) = self.generic_call(
                 &f.name,
@@ -1708,6 +1815,29 @@ impl<'c, 's> Body<'c, 's> {
             return None;
         }
         if args.iter().any(|a| a.ty == Ty::Error) {
+            return None;
+        }
+        if let Some(a) = args
+            .iter()
+            .find(|a| matches!(a.ty, Ty::Tuple(_) | Ty::Unit | Ty::Str))
+        {
+            let what = match a.ty {
+                Ty::Tuple(_) => "a tuple",
+                Ty::Str => "a string",
+                _ => "no value",
+            };
+            let d = diag::error(
+                self.file(),
+                a.span,
+                format!("`{name}` takes scalar arguments, found {what}"),
+                format!("this is `{}`", a.ty),
+            );
+            let d = if matches!(a.ty, Ty::Tuple(_)) {
+                diag::help(d, "take the tuple apart first: `let (a, b) = ...;`")
+            } else {
+                d
+            };
+            self.cx.diags.push(d);
             return None;
         }
         let mut targs: Vec<Option<Ty>> = vec![None; generics.len()];
@@ -1856,7 +1986,14 @@ impl<'c, 's> Body<'c, 's> {
             }
         }
         let tail = b.tail.as_ref().map(|t| {
-            let script_level = std::mem::replace(&mut self.script_level, false);
+            // A block-like tail (`{ if c { print(x); } }`) is in statement position: it may
+            // contain script statements. Any other tail is a value.
+            let block_like = matches!(
+                t.kind,
+                ExprKind::If(..) | ExprKind::While(..) | ExprKind::For(..) | ExprKind::Block(_)
+            );
+            let script_level = self.script_level;
+            self.script_level &= block_like;
             let t = self.expr(t);
             self.script_level = script_level;
             Box::new(t)

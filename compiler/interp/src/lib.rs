@@ -45,7 +45,7 @@ pub enum ErrorKind {
 pub struct RuntimeError {
     /// What happened.
     pub kind: ErrorKind,
-    /// The kernel where it happened (the innermost, after inlining the one it was inlined into).
+    /// The kernel that was called (helpers it calls are part of it once inlined).
     pub kernel: String,
     /// The source line and column of the failing operation.
     pub loc: Option<SourceLoc>,
@@ -60,13 +60,20 @@ pub const MAX_CALL_DEPTH: usize = 64;
 pub struct Fuel(pub u64);
 
 /// Runs kernel `id` of `m` with `args`. The module must have passed `kiln_ir::verify`.
+///
+/// An error names kernel `id` — the kernel that was called — and the source location of the
+/// failing operation, wherever it was written (in a helper `fn`, say). Back ends inline
+/// helpers, so naming the called kernel is what every executor can agree on.
 pub fn call(
     m: &Module,
     id: KernelId,
     args: &[Scalar],
     fuel: &mut Fuel,
 ) -> Result<Vec<Scalar>, RuntimeError> {
-    call_at_depth(m, id, args, fuel, 0)
+    call_at_depth(m, id, args, fuel, 0).map_err(|mut e| {
+        e.kernel.clone_from(&m.kernel(id).name);
+        e
+    })
 }
 
 fn call_at_depth(

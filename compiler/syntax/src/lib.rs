@@ -98,17 +98,29 @@ pub fn parse_expr(src: &str) -> Result<ast::Expr, SyntaxError> {
 /// Token indices where a new top-level chunk begins: before every item keyword.
 fn chunk_starts(tokens: &[Spanned<'_>]) -> Vec<usize> {
     // Items never nest, so an item keyword always starts a chunk, even inside brackets left
-    // open by a broken item before it.
-    // (`reduce` also names the script builtin `reduce(f, x)`: only `reduce NAME` is an item.)
+    // open by a broken item before it. (`reduce` also names the script builtin
+    // `reduce(f, x)`: only `reduce NAME` is an item.) A `;` outside all brackets ends a
+    // script statement or a `const`, so the next token starts a chunk too: one broken
+    // statement does not hide the errors of the next.
     let mut starts = vec![0];
+    let mut depth = 0usize;
     for (i, (_, tok, _)) in tokens.iter().enumerate() {
         let item = match tok {
             Token::Fn | Token::Ufunc | Token::Gufunc | Token::Kernel | Token::Const => true,
             Token::Reduce => matches!(tokens.get(i + 1), Some((_, Token::Ident(_), _))),
             _ => false,
         };
-        if i > 0 && item {
-            starts.push(i);
+        if item {
+            depth = 0;
+            if i > 0 && starts.last() != Some(&i) {
+                starts.push(i);
+            }
+        }
+        match tok {
+            Token::LParen | Token::LBrace | Token::LBracket => depth += 1,
+            Token::RParen | Token::RBrace | Token::RBracket => depth = depth.saturating_sub(1),
+            Token::Semi if depth == 0 && i + 1 < tokens.len() => starts.push(i + 1),
+            _ => {}
         }
     }
     starts
