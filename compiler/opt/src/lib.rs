@@ -57,8 +57,10 @@ pub fn inline_calls(m: &mut Module) {
         let (before, rest) = m.kernels.split_at_mut(i);
         let k = &mut rest[0];
         let mut after: HashMap<Block, Vec<Block>> = HashMap::new();
+        let mut size = k.inst_count();
+        let limit = size + MAX_INLINE_GROWTH;
         for block in k.layout.clone() {
-            let placed = inline_block(k, block, before);
+            let placed = inline_block(k, block, before, &mut size, limit);
             if !placed.is_empty() {
                 after.insert(block, placed);
             }
@@ -77,7 +79,13 @@ pub fn inline_calls(m: &mut Module) {
 
 /// Inlines the calls of `block` whose callee is in `callees` (the kernels before this one).
 /// Returns the blocks created, in layout order, to be placed after `block`.
-fn inline_block(k: &mut Kernel, block: Block, callees: &[Kernel]) -> Vec<Block> {
+fn inline_block(
+    k: &mut Kernel,
+    block: Block,
+    callees: &[Kernel],
+    size: &mut usize,
+    limit: usize,
+) -> Vec<Block> {
     let insts = std::mem::take(&mut k.blocks[block.index()].insts);
     let mut cur = block;
     let mut placed = Vec::new();
@@ -86,16 +94,23 @@ fn inline_block(k: &mut Kernel, block: Block, callees: &[Kernel]) -> Vec<Block> 
             InstKind::Call(callee, _) => callees.get(callee.index()),
             _ => None,
         };
-        let Some(callee) = callee else {
-            // Not a call, or a call of a later kernel (recursion cannot be inlined; the
-            // interpreter runs any call that is left).
+        // Not a call, a call of a later kernel (recursion cannot be inlined), or a call that
+        // would grow the kernel past the budget: the call stays, and executors run it.
+        let Some(callee) = callee.filter(|c| *size + c.inst_count() <= limit) else {
             k.blocks[cur.index()].insts.push(inst);
             continue;
         };
+        *size += callee.inst_count();
         cur = inline_call(k, cur, inst, callee, &mut placed);
     }
     placed
 }
+
+/// How many instructions inlining may add to one kernel. Helpers nested in helpers can
+/// multiply code size exponentially (`f(f(f(x)))` where each `f` calls `g` ten times); past
+/// this growth, calls stay calls (every executor runs them) rather than taking the
+/// compiler's time and memory.
+pub const MAX_INLINE_GROWTH: usize = 20_000;
 
 /// Ends `block` with a jump into a copy of `callee` standing for `call`, and returns the
 /// continuation block, whose parameters are the call's results. Created blocks are appended
