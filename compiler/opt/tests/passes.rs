@@ -112,17 +112,38 @@ fn optimised_and_lowered_ir_agree() {
 
 #[test]
 fn inlining_stops_at_the_growth_budget() {
-    // Each level calls the one below ten times: full inlining would be 10^5 copies of `a`.
+    // Each level calls the one below ten times: full inlining would be 10^5 copies of `l0`.
     let mut src = String::from("fn l0(x: f64) -> f64 { x * 2.0 + 1.0 }\n");
     for i in 1..=5 {
         let calls: Vec<String> = (0..10).map(|_| format!("l{}(x)", i - 1)).collect();
-        src.push_str(&format!("fn l{i}(x: f64) -> f64 {{ {} }}\n", calls.join(" + ")));
+        src.push_str(&format!(
+            "fn l{i}(x: f64) -> f64 {{ {} }}\n",
+            calls.join(" + ")
+        ));
     }
     let m = optimized(&src);
     let top = kernel(&m, "l5");
-    assert!(top.inst_count() <= 20_000 + 100, "{} instructions", top.inst_count());
-    assert!(insts(top).iter().any(|i| matches!(i, InstKind::Call(..))), "some calls stay calls");
+    assert!(
+        top.inst_count() <= 20_000 + 100,
+        "{} instructions",
+        top.inst_count()
+    );
+    assert!(
+        insts(top).iter().any(|i| matches!(i, InstKind::Call(..))),
+        "some calls stay calls"
+    );
     let lowered = lower(&src);
-    let run = |m: &Module| kiln_interp::call(m, m.find("l5").expect("l5"), &[Scalar::F64(0.5)], &mut kiln_interp::Fuel(10_000_000));
-    assert_eq!(run(&lowered), run(&m), "partly inlined code computes the same");
+    let run = |m: &Module| {
+        kiln_interp::call(
+            m,
+            m.find("l5").expect("l5"),
+            &[Scalar::F64(0.5)],
+            &mut kiln_interp::Fuel(10_000_000),
+        )
+    };
+    assert_eq!(
+        run(&lowered),
+        run(&m),
+        "partly inlined code computes the same"
+    );
 }
