@@ -38,7 +38,7 @@ fn main() -> Result<(), kiln::Error> {
         kiln::ir::write_kernel(
             compiled
                 .optimized
-                .kernel(compiled.kernel("bs_call", &[], true).expect("compiled"))
+                .kernel(compiled.kernel("bs_call", &[]).expect("compiled"))
         )
     );
 

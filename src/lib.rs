@@ -167,6 +167,8 @@ pub struct Compiled {
     pub module: Module,
     /// The same after the optimisation pipeline (verified).
     pub optimized: Module,
+    /// Kernels by name (the same ids in both modules).
+    kernel_ids: std::collections::HashMap<String, KernelId>,
 }
 
 /// Parses, checks, lowers (every item, every specialisation) and optimises `src`. Every
@@ -246,9 +248,16 @@ pub fn compile_parsed(
     let mut optimized = module.clone();
     kiln_opt::optimize(&mut optimized, cfg!(debug_assertions))?;
     kiln_ir::verify(&optimized)?;
+    let kernel_ids = module
+        .kernels
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.name.clone(), KernelId::new(i)))
+        .collect();
     let mut files = SimpleFiles::new();
     files.add(name.to_string(), src.to_string());
     Ok(Compiled {
+        kernel_ids,
         files,
         name: name.to_string(),
         program,
@@ -300,13 +309,12 @@ impl Compiled {
     }
 
     /// The kernel for item `name` specialised for `types` (empty for a non-generic item).
-    pub fn kernel(&self, name: &str, types: &[ScalarType], optimized: bool) -> Option<KernelId> {
-        let m = if optimized {
-            &self.optimized
-        } else {
-            &self.module
-        };
-        m.find(&kiln_front::instance_name(name, types))
+    /// The optimiser rewrites kernels in place, so the id is the same in
+    /// [`Compiled::module`] and [`Compiled::optimized`].
+    pub fn kernel(&self, name: &str, types: &[ScalarType]) -> Option<KernelId> {
+        self.kernel_ids
+            .get(&kiln_front::instance_name(name, types))
+            .copied()
     }
 
     /// Calls item `name` with scalar arguments on the reference interpreter, picking the
@@ -339,7 +347,7 @@ impl Compiled {
             &self.module
         };
         let id = self
-            .kernel(name, &targs, exec.wants_optimized())
+            .kernel(name, &targs)
             .ok_or_else(|| Error::Usage(format!("`{name}` has no specialisation for {targs:?}")))?;
         exec.call(m, id, args).map_err(|error| Error::Runtime {
             error,

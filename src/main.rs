@@ -171,11 +171,9 @@ fn emit(
             ))
         })?
     };
-    let id = compiled
-        .kernel(item_name, &targs, matches!(stage, Stage::Opt))
-        .ok_or_else(|| {
-            Error::Usage(format!("`{item_name}` has no specialisation for {targs:?}"))
-        })?;
+    let id = compiled.kernel(item_name, &targs).ok_or_else(|| {
+        Error::Usage(format!("`{item_name}` has no specialisation for {targs:?}"))
+    })?;
     Ok(kiln_ir::write_kernel(module.kernel(id)))
 }
 

@@ -40,6 +40,8 @@ pub struct Evaluator<'c> {
     locals: &'c [LocalInfo],
     values: HashMap<LocalId, Vec<Scalar>>,
     thunks: HashMap<*const TExpr, Thunk>,
+    /// The kernel each call expression calls, looked up once.
+    callees: HashMap<*const TExpr, KernelId>,
     /// Script statements and loop iterations left before the script stops with
     /// [`kiln_interp::ErrorKind::OutOfFuel`] (each kernel call has its executor's own budget).
     steps: u64,
@@ -69,6 +71,7 @@ impl<'c> Evaluator<'c> {
             locals: &c.program.script.locals,
             values: HashMap::new(),
             thunks: HashMap::new(),
+            callees: HashMap::new(),
             steps: u64::MAX,
         }
     }
@@ -129,17 +132,24 @@ impl<'c> Evaluator<'c> {
             for a in args {
                 vals.extend(self.eval(a)?);
             }
-            let targs: Vec<_> = targs.iter().map(|t| t.flatten(&[])[0]).collect();
-            let item = &self.c.program.items[id.0 as usize];
-            let opt = self.exec.wants_optimized();
-            let m = if opt {
+            let key = e as *const TExpr;
+            let k = match self.callees.get(&key) {
+                Some(&k) => k,
+                None => {
+                    let targs: Vec<_> = targs.iter().map(|t| t.flatten(&[])[0]).collect();
+                    let item = &self.c.program.items[id.0 as usize];
+                    let k = self.c.kernel(&item.name, &targs).ok_or_else(|| {
+                        Error::Usage(format!("no compiled specialisation of `{}`", item.name))
+                    })?;
+                    self.callees.insert(key, k);
+                    k
+                }
+            };
+            let m = if self.exec.wants_optimized() {
                 &self.c.optimized
             } else {
                 &self.c.module
             };
-            let k = self.c.kernel(&item.name, &targs, opt).ok_or_else(|| {
-                Error::Usage(format!("no compiled specialisation of `{}`", item.name))
-            })?;
             return self.exec.call(m, k, &vals).map_err(|e| self.runtime(e));
         }
         let key = e as *const TExpr;
