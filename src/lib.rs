@@ -52,15 +52,9 @@ impl Diagnostics {
     /// pointing into a line longer than [`MAX_SNIPPET_LINE`] bytes is shown in the short
     /// `file:line:col: message` form instead of printing the whole line.
     pub fn render(&self) -> String {
-        let rich = term::Config::default();
-        let short = term::Config {
-            display_style: term::DisplayStyle::Short,
-            ..term::Config::default()
-        };
         let mut out = String::new();
         for d in &self.diags {
-            let config = if self.has_long_line(d) { &short } else { &rich };
-            match term::emit_into_string(config, &self.files, d) {
+            match term::emit_into_string(&self.config_for(d), &self.files, d) {
                 Ok(s) => out.push_str(&s),
                 Err(e) => out.push_str(&format!(
                     "error: {} (and the diagnostic could not be rendered: {e})\n",
@@ -76,6 +70,19 @@ impl Diagnostics {
 pub const MAX_SNIPPET_LINE: usize = 400;
 
 impl Diagnostics {
+    /// The rich format, or the short one when the diagnostic points into a very long line.
+    fn config_for(&self, d: &Diag) -> term::Config {
+        let style = if self.has_long_line(d) {
+            term::DisplayStyle::Short
+        } else {
+            term::DisplayStyle::Rich
+        };
+        term::Config {
+            display_style: style,
+            ..term::Config::default()
+        }
+    }
+
     fn has_long_line(&self, d: &Diag) -> bool {
         d.labels.iter().any(|l| {
             let Ok(file) = self.files.get(l.file_id) else {
@@ -98,14 +105,9 @@ impl Diagnostics {
     ///
     /// [`render`]: Diagnostics::render
     pub fn emit_styled<W: term::termcolor::WriteColor>(&self, w: &mut W) -> std::io::Result<()> {
-        let rich = term::Config::default();
-        let short = term::Config {
-            display_style: term::DisplayStyle::Short,
-            ..term::Config::default()
-        };
         for d in &self.diags {
-            let config = if self.has_long_line(d) { &short } else { &rich };
-            term::emit_to_write_style(w, config, &self.files, d).map_err(std::io::Error::other)?;
+            term::emit_to_write_style(w, &self.config_for(d), &self.files, d)
+                .map_err(std::io::Error::other)?;
         }
         Ok(())
     }
@@ -193,10 +195,17 @@ pub fn syntax_diag(e: kiln_syntax::SyntaxError) -> Diag {
     kiln_front::diag::error(0, e.span, e.message, "")
 }
 
-fn diags(name: &str, src: &str, diags: Vec<Diag>) -> Diagnostics {
+fn source_files(name: &str, src: &str) -> SimpleFiles<String, String> {
     let mut files = SimpleFiles::new();
     files.add(name.to_string(), src.to_string());
-    Diagnostics { files, diags }
+    files
+}
+
+fn diags(name: &str, src: &str, diags: Vec<Diag>) -> Diagnostics {
+    Diagnostics {
+        files: source_files(name, src),
+        diags,
+    }
 }
 
 /// Compiles an already parsed (and possibly augmented) module of the file `name`.
@@ -254,11 +263,9 @@ pub fn compile_parsed(
         .enumerate()
         .map(|(i, k)| (k.name.clone(), KernelId::new(i)))
         .collect();
-    let mut files = SimpleFiles::new();
-    files.add(name.to_string(), src.to_string());
     Ok(Compiled {
         kernel_ids,
-        files,
+        files: source_files(name, src),
         name: name.to_string(),
         program,
         module,

@@ -88,46 +88,23 @@ impl Builtin {
     /// The signature.
     pub fn signature(self) -> Signature {
         let t = |c: Class| Ty::Param(0, "T".into(), c);
+        // `n` parameters and the result, all of type `T: c`.
+        let uniform = |c: Class, n: usize| Signature {
+            class: Some(c),
+            params: vec![t(c); n],
+            ret: t(c),
+        };
+        let class_of = |float_only: bool| if float_only { Class::Float } else { Class::Num };
         match self {
-            Builtin::Unary(op) => {
-                let c = if op.float_only() {
-                    Class::Float
-                } else {
-                    Class::Num
-                };
-                Signature {
-                    class: Some(c),
-                    params: vec![t(c)],
-                    ret: t(c),
-                }
-            }
+            Builtin::Unary(op) => uniform(class_of(op.float_only()), 1),
             Builtin::Predicate(_) => Signature {
                 class: Some(Class::Float),
                 params: vec![t(Class::Float)],
                 ret: Ty::BOOL,
             },
-            Builtin::Binary(op) => {
-                let c = if op.float_only() {
-                    Class::Float
-                } else {
-                    Class::Num
-                };
-                Signature {
-                    class: Some(c),
-                    params: vec![t(c), t(c)],
-                    ret: t(c),
-                }
-            }
-            Builtin::Fma => Signature {
-                class: Some(Class::Float),
-                params: vec![t(Class::Float); 3],
-                ret: t(Class::Float),
-            },
-            Builtin::Clamp => Signature {
-                class: Some(Class::Num),
-                params: vec![t(Class::Num); 3],
-                ret: t(Class::Num),
-            },
+            Builtin::Binary(op) => uniform(class_of(op.float_only()), 2),
+            Builtin::Fma => uniform(Class::Float, 3),
+            Builtin::Clamp => uniform(Class::Num, 3),
             Builtin::Select => Signature {
                 class: Some(Class::Any),
                 params: vec![Ty::BOOL, t(Class::Any), t(Class::Any)],

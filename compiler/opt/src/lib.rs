@@ -223,16 +223,15 @@ pub fn fold_constants(k: &mut Kernel) {
                 InstKind::Unary(op, x) if foldable_unary(*op) => {
                     c(x).map(|x| kiln_interp::eval_unary(*op, x))
                 }
-                InstKind::Binary(op, a, b) if !op.float_only() => match (c(a), c(b)) {
-                    (Some(a), Some(b)) => kiln_interp::eval_binary(*op, a, b).ok(),
-                    _ => None,
-                },
-                InstKind::Binary(kiln_ir::BinaryOp::Copysign, a, b) => match (c(a), c(b)) {
-                    (Some(a), Some(b)) => {
-                        kiln_interp::eval_binary(kiln_ir::BinaryOp::Copysign, a, b).ok()
+                // `copysign` is exact; the other float-only operators are transcendental.
+                InstKind::Binary(op, a, b)
+                    if !op.float_only() || *op == kiln_ir::BinaryOp::Copysign =>
+                {
+                    match (c(a), c(b)) {
+                        (Some(a), Some(b)) => kiln_interp::eval_binary(*op, a, b).ok(),
+                        _ => None,
                     }
-                    _ => None,
-                },
+                }
                 InstKind::Fma(a, b, d) => match (c(a), c(b), c(d)) {
                     (Some(a), Some(b), Some(d)) => Some(kiln_interp::eval_fma(a, b, d)),
                     _ => None,
