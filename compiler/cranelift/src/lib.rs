@@ -1,0 +1,745 @@
+//! `kiln-cranelift`: Kiln's CPU back end. Kiln IR → Cranelift IR → native code, in process.
+//!
+//! Three kinds of entry point are compiled from a kernel ([`Shape`]):
+//! - **scalar**: `fn(args: *const u64, results: *mut u64) -> i32`, one 8-byte slot per
+//!   argument and result holding the value in its native representation; for scripts,
+//!   run lines and identities;
+//! - **loop** (a ufunc's inner loop, NumPy's model): `fn(n, ptrs, strides, err_index) -> i32`
+//!   applies the kernel to `n` elements; `ptrs[j]`/`strides[j]` (bytes) describe operand `j`,
+//!   inputs then outputs. When every stride equals its element size a contiguous loop runs
+//!   (one offset per element size, ready for vectorisation), otherwise a strided one;
+//! - **reduce**: `fn(n, ptrs, strides, acc, err_index) -> i32` folds `n` elements into the
+//!   accumulator `*acc` with a `reduce` item's combine, optionally applying a ufunc to the
+//!   inputs first (a fused map-reduce such as a sum of squares).
+//!
+//! Every entry returns 0 or a *trap site* number: integer division by zero and failed
+//! asserts branch to a trap block instead of executing a faulting instruction, so no
+//! hardware trap reaches the host. Loops store the failing element's index in
+//! `*err_index`. The caller turns the site into a [`RuntimeError`] naming the kernel and the
+//! source location.
+//!
+//! Compiled code is cached per [`Cpu`]: the key is the entry shape, the target, and the IR
+//! text of the kernel and everything it calls (names carry the dtypes of a specialisation,
+//! and constants are part of the IR), so a changed kernel can never hit a stale entry.
+#![allow(unsafe_code)] // Calling generated code and reading its results is unsafe by nature.
+#![warn(missing_docs)]
+
+mod math;
+mod translate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cranelift_codegen::ir::{self as cl, types, AbiParam, InstBuilder, UserFuncName};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Module as _};
+use kiln_interp::RuntimeError;
+use kiln_ir::{KernelId, Module, Scalar, ScalarType};
+
+pub use translate::{byte_size, Site};
+use translate::{cl_type, mem, Emitter, Unit};
+
+/// What a back-end failure is: an unsupported host, or Cranelift rejecting what Kiln gave it
+/// (always a Kiln bug).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("CPU back end: {0}")]
+pub struct BackendError(pub String);
+
+fn backend_err(e: impl std::fmt::Display) -> BackendError {
+    BackendError(e.to_string())
+}
+
+/// Which entry point to compile for a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shape {
+    /// Scalar arguments in, scalar results out.
+    Scalar,
+    /// A ufunc's inner loop over `n` elements.
+    Loop,
+    /// A reduction loop with this combine kernel; the kernel compiled is the optional map
+    /// applied to the inputs first (`None`: one input, reduced as is).
+    Reduce {
+        /// The `reduce` item's combine.
+        combine: KernelId,
+    },
+}
+
+/// The CPU back end: the host ISA and a cache of compiled entry points.
+pub struct Cpu {
+    isa: OwnedTargetIsa,
+    cache: Mutex<HashMap<String, Arc<Code>>>,
+}
+
+impl std::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cpu")
+            .field("target", &self.isa.triple().to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Machine code owned by one JIT module, freed when the last entry using it is dropped.
+struct CodeMemory(Option<JITModule>);
+
+impl Drop for CodeMemory {
+    fn drop(&mut self) {
+        if let Some(m) = self.0.take() {
+            // SAFETY: the only pointers into this memory are held by the `Code` that owns
+            // this value, and it is being dropped.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+// SAFETY: after `finalize_definitions` the module is never touched again until it is
+// dropped; the code it owns is immutable and safe to call from any thread.
+unsafe impl Send for CodeMemory {}
+// SAFETY: as above: no `&self` access mutates anything.
+unsafe impl Sync for CodeMemory {}
+
+/// A compiled entry point.
+pub struct Code {
+    _memory: CodeMemory,
+    ptr: *const u8,
+    sites: Vec<Site>,
+    /// The kernel errors are reported in.
+    kernel: String,
+    params: Vec<ScalarType>,
+    results: Vec<ScalarType>,
+}
+
+// SAFETY: `ptr` points into `_memory`'s immutable code; see `CodeMemory`.
+unsafe impl Send for Code {}
+// SAFETY: as above.
+unsafe impl Sync for Code {}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Code")
+            .field("kernel", &self.kernel)
+            .field("params", &self.params)
+            .field("results", &self.results)
+            .finish_non_exhaustive()
+    }
+}
+
+type ScalarEntry = unsafe extern "C" fn(*const u64, *mut u64) -> i32;
+type LoopEntry = unsafe extern "C" fn(i64, *const *mut u8, *const isize, *mut i64) -> i32;
+type ReduceEntry =
+    unsafe extern "C" fn(i64, *const *mut u8, *const isize, *mut u64, *mut i64) -> i32;
+
+/// Writes `s` into an 8-byte slot in its native representation.
+fn write_slot(slot: &mut u64, s: Scalar) {
+    let p = slot as *mut u64 as *mut u8;
+    // SAFETY: every scalar is at most 8 bytes; the slot is 8 bytes and 8-aligned.
+    unsafe {
+        match s {
+            Scalar::Bool(v) => p.write(v as u8),
+            Scalar::I32(v) => (p as *mut i32).write(v),
+            Scalar::I64(v) => (p as *mut i64).write(v),
+            Scalar::U32(v) => (p as *mut u32).write(v),
+            Scalar::U64(v) => (p as *mut u64).write(v),
+            Scalar::F32(v) => (p as *mut f32).write(v),
+            Scalar::F64(v) => (p as *mut f64).write(v),
+        }
+    }
+}
+
+/// Reads a value of type `ty` from a slot written by generated code.
+fn read_slot(slot: &u64, ty: ScalarType) -> Scalar {
+    let p = slot as *const u64 as *const u8;
+    // SAFETY: as in `write_slot`; generated code stores `bool`s as 0 or 1.
+    unsafe {
+        match ty {
+            ScalarType::Bool => Scalar::Bool(p.read() != 0),
+            ScalarType::I32 => Scalar::I32((p as *const i32).read()),
+            ScalarType::I64 => Scalar::I64((p as *const i64).read()),
+            ScalarType::U32 => Scalar::U32((p as *const u32).read()),
+            ScalarType::U64 => Scalar::U64((p as *const u64).read()),
+            ScalarType::F32 => Scalar::F32((p as *const f32).read()),
+            ScalarType::F64 => Scalar::F64((p as *const f64).read()),
+        }
+    }
+}
+
+impl Code {
+    fn error(&self, status: i32) -> RuntimeError {
+        let site = usize::try_from(status - 1)
+            .ok()
+            .and_then(|i| self.sites.get(i))
+            .copied();
+        RuntimeError {
+            kind: site.map_or(kiln_interp::ErrorKind::AssertionFailed, |s| s.kind),
+            kernel: self.kernel.clone(),
+            loc: site.and_then(|s| s.loc),
+        }
+    }
+
+    /// Parameter types.
+    pub fn params(&self) -> &[ScalarType] {
+        &self.params
+    }
+
+    /// Result types.
+    pub fn results(&self) -> &[ScalarType] {
+        &self.results
+    }
+
+    /// Calls a [`Shape::Scalar`] entry.
+    ///
+    /// # Panics
+    /// If the arguments' types are not the kernel's parameter types (a caller bug).
+    pub fn call(&self, args: &[Scalar]) -> Result<Vec<Scalar>, RuntimeError> {
+        assert!(
+            args.len() == self.params.len()
+                && args.iter().zip(&self.params).all(|(a, &t)| a.ty() == t),
+            "`{}` called with the wrong argument types",
+            self.kernel
+        );
+        let mut slots = vec![0u64; args.len()];
+        for (slot, &a) in slots.iter_mut().zip(args) {
+            write_slot(slot, a);
+        }
+        let mut out = vec![0u64; self.results.len().max(1)];
+        // SAFETY: `ptr` is a scalar entry (only `scalar` builds `Code` for that shape) for
+        // these parameter types; it reads `args.len()` slots and writes `results.len()`.
+        let status = unsafe {
+            let f: ScalarEntry = std::mem::transmute(self.ptr);
+            f(slots.as_ptr(), out.as_mut_ptr())
+        };
+        if status != 0 {
+            return Err(self.error(status));
+        }
+        Ok(self
+            .results
+            .iter()
+            .zip(&out)
+            .map(|(&t, s)| read_slot(s, t))
+            .collect())
+    }
+
+    /// Runs a [`Shape::Loop`] entry over `n` elements. On failure, returns the index of the
+    /// failing element (elements before it have been written) and the error.
+    ///
+    /// # Safety
+    /// `ptrs` and `strides` hold one entry per parameter then per result; for each operand,
+    /// `ptrs[j] + i * strides[j]` for `i < n` must be valid, aligned, and of the operand's
+    /// type, readable for inputs and writable (and not read by anyone else meanwhile) for
+    /// outputs. An output may be exactly an input (same pointer and stride).
+    pub unsafe fn run_loop(
+        &self,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<(), (usize, RuntimeError)> {
+        let ops = self.params.len() + self.results.len();
+        assert!(ptrs.len() == ops && strides.len() == ops, "operand count");
+        let mut err_index = 0i64;
+        // SAFETY: `ptr` is a loop entry; the caller guarantees the operands.
+        let status = unsafe {
+            let f: LoopEntry = std::mem::transmute(self.ptr);
+            f(n as i64, ptrs.as_ptr(), strides.as_ptr(), &mut err_index)
+        };
+        if status != 0 {
+            return Err((err_index as usize, self.error(status)));
+        }
+        Ok(())
+    }
+
+    /// Runs a [`Shape::Reduce`] entry: folds `n` elements of the inputs into `acc`.
+    ///
+    /// # Safety
+    /// As for [`Code::run_loop`], with inputs only.
+    pub unsafe fn run_reduce(
+        &self,
+        acc: Scalar,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<Scalar, (usize, RuntimeError)> {
+        assert!(ptrs.len() == self.params.len() && strides.len() == ptrs.len());
+        assert_eq!(acc.ty(), self.results[0], "accumulator type");
+        let mut slot = 0u64;
+        write_slot(&mut slot, acc);
+        let mut err_index = 0i64;
+        // SAFETY: `ptr` is a reduce entry; the caller guarantees the operands.
+        let status = unsafe {
+            let f: ReduceEntry = std::mem::transmute(self.ptr);
+            f(
+                n as i64,
+                ptrs.as_ptr(),
+                strides.as_ptr(),
+                &mut slot,
+                &mut err_index,
+            )
+        };
+        if status != 0 {
+            return Err((err_index as usize, self.error(status)));
+        }
+        Ok(read_slot(&slot, self.results[0]))
+    }
+}
+
+/// Cranelift IR and machine code of one entry point, for `kiln emit clif|asm`.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// Cranelift IR of every function, entry first.
+    pub clif: String,
+    /// Disassembled machine code of every function, entry first.
+    pub asm: String,
+}
+
+impl Cpu {
+    /// The back end for the host CPU (features detected at run time).
+    pub fn new() -> Result<Cpu, BackendError> {
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(backend_err);
+        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "is_pic", "false")?;
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        // The IR verifier costs about a quarter of compile time; tests run with it.
+        let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+        set(&mut flags, "enable_verifier", verify)?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| BackendError(format!("this host is not supported: {e}")))?
+            .finish(settings::Flags::new(flags))
+            .map_err(backend_err)?;
+        Ok(Cpu {
+            isa,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The target, as a triple.
+    pub fn target(&self) -> String {
+        self.isa.triple().to_string()
+    }
+
+    /// The entry point of `shape` for kernel `id` of `m` (verified), compiled on first use
+    /// and cached.
+    pub fn compile(&self, m: &Module, id: KernelId, shape: Shape) -> Result<Arc<Code>, BackendError> {
+        let key = self.cache_key(m, id, shape);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(code) = cache.get(&key) {
+            return Ok(code.clone());
+        }
+        let (code, _) = self.build(m, id, shape, false)?;
+        let code = Arc::new(code);
+        cache.insert(key, code.clone());
+        Ok(code)
+    }
+
+    /// Compiles an entry point afresh (no cache) and returns its Cranelift IR and
+    /// disassembly.
+    pub fn listing(&self, m: &Module, id: KernelId, shape: Shape) -> Result<Listing, BackendError> {
+        Ok(self.build(m, id, shape, true)?.1)
+    }
+
+    /// Number of cached entry points.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn cache_key(&self, m: &Module, id: KernelId, shape: Shape) -> String {
+        let mut key = format!("{shape:?} {} {}\n", self.isa.triple(), self.isa.flags());
+        let mut seen = vec![false; m.kernels.len()];
+        let mut stack = vec![id];
+        if let Shape::Reduce { combine } = shape {
+            stack.push(combine);
+        }
+        while let Some(k) = stack.pop() {
+            if std::mem::replace(&mut seen[k.index()], true) {
+                continue;
+            }
+            let kernel = m.kernel(k);
+            key.push_str(&kiln_ir::write_kernel(kernel));
+            for inst in &kernel.insts {
+                if let kiln_ir::InstKind::Call(callee, _) = inst.kind {
+                    stack.push(callee);
+                }
+            }
+        }
+        key
+    }
+
+    fn build(
+        &self,
+        m: &Module,
+        id: KernelId,
+        shape: Shape,
+        listing: bool,
+    ) -> Result<(Code, Listing), BackendError> {
+        let mut builder = JITBuilder::with_isa(self.isa.clone(), default_libcall_names());
+        for (name, ptr) in math::symbols() {
+            builder.symbol(name, ptr);
+        }
+        let mut jit = JITModule::new(builder);
+        let mut out = Listing::default();
+        let kernel = m.kernel(id);
+        let (params, results) = match shape {
+            Shape::Reduce { combine } => {
+                let acc = m.kernel(combine).results.clone();
+                let inputs = if id == combine {
+                    acc.clone()
+                } else {
+                    kernel.params.clone()
+                };
+                (inputs, acc)
+            }
+            _ => (kernel.params.clone(), kernel.results.clone()),
+        };
+        let (entry, sites) = {
+            let mut unit = Unit::new(&mut jit, m);
+            let mut fctx = FunctionBuilderContext::new();
+            let mut ctx = unit.jit.make_context();
+            let ptr = unit.pointer();
+            let mut sig = unit.jit.make_signature();
+            let nparams = match shape {
+                Shape::Scalar => 2,
+                Shape::Loop => 4,
+                Shape::Reduce { .. } => 5,
+            };
+            for i in 0..nparams {
+                let ty = if i == 0 && shape != Shape::Scalar {
+                    types::I64
+                } else {
+                    ptr
+                };
+                sig.params.push(AbiParam::new(ty));
+            }
+            sig.returns.push(AbiParam::new(types::I32));
+            let entry = unit
+                .jit
+                .declare_anonymous_function(&sig)
+                .map_err(backend_err)?;
+            ctx.func.signature = sig;
+            ctx.func.name = UserFuncName::user(0, entry.as_u32());
+            {
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let mut e = start_function(&mut b, &mut unit);
+                match shape {
+                    Shape::Scalar => scalar_entry(&mut e, id).map_err(backend_err)?,
+                    Shape::Loop => loop_entry(&mut e, id).map_err(backend_err)?,
+                    Shape::Reduce { combine } => {
+                        reduce_entry(&mut e, id, combine).map_err(backend_err)?
+                    }
+                }
+                b.seal_all_blocks();
+                b.finalize(unit.jit.target_config());
+            }
+            define(&mut unit, entry, &mut ctx, listing, &mut out)?;
+            // Out-of-line bodies of kernels the optimiser left as calls.
+            while let Some(k) = unit.pending.pop() {
+                let f = unit.bodies[&k];
+                ctx.func.signature = unit.body_signature(m.kernel(k));
+                ctx.func.name = UserFuncName::user(0, f.as_u32());
+                {
+                    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                    let mut e = start_function(&mut b, &mut unit);
+                    body_entry(&mut e, k).map_err(backend_err)?;
+                    b.seal_all_blocks();
+                    b.finalize(unit.jit.target_config());
+                }
+                define(&mut unit, f, &mut ctx, listing, &mut out)?;
+            }
+            (entry, unit.sites.0)
+        };
+        jit.finalize_definitions().map_err(backend_err)?;
+        let ptr = jit.get_finalized_function(entry);
+        Ok((
+            Code {
+                _memory: CodeMemory(Some(jit)),
+                ptr,
+                sites,
+                kernel: kernel.name.clone(),
+                params,
+                results,
+            },
+            out,
+        ))
+    }
+}
+
+fn define(
+    unit: &mut Unit,
+    f: FuncId,
+    ctx: &mut cranelift_codegen::Context,
+    listing: bool,
+    out: &mut Listing,
+) -> Result<(), BackendError> {
+    if listing {
+        out.clif.push_str(&ctx.func.display().to_string());
+        out.clif.push('\n');
+        ctx.set_disasm(true);
+    }
+    unit.jit
+        .define_function(f, ctx)
+        .map_err(|e| BackendError(format!("{e:?}")))?;
+    if listing {
+        let code = ctx.compiled_code().expect("just compiled");
+        let text = match unit.jit.isa().to_capstone() {
+            Ok(cs) => code
+                .disassemble(Some(&ctx.func.params), &cs)
+                .unwrap_or_else(|e| format!("(disassembly failed: {e})\n")),
+            Err(_) => code.vcode.clone().unwrap_or_default(),
+        };
+        out.asm.push_str(&format!("function u0:{}:\n{text}\n", f.as_u32()));
+    }
+    unit.jit.clear_context(ctx);
+    Ok(())
+}
+
+/// Creates the entry block (with the function's parameters) and the trap block.
+fn start_function<'a, 'b, 'm>(
+    b: &'a mut FunctionBuilder<'b>,
+    unit: &'a mut Unit<'m>,
+) -> Emitter<'a, 'b, 'm> {
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    let trap = b.create_block();
+    b.append_block_param(trap, types::I32);
+    b.switch_to_block(entry);
+    let params = b.block_params(entry).to_vec();
+    Emitter {
+        b,
+        unit,
+        trap,
+        params,
+    }
+}
+
+type EmitResult = Result<(), cranelift_module::ModuleError>;
+
+/// The trap block returns its site: used by scalar entries and out-of-line bodies.
+fn return_site_on_trap(e: &mut Emitter) {
+    let trap = e.trap;
+    e.b.switch_to_block(trap);
+    let site = e.b.block_params(trap)[0];
+    e.b.ins().return_(&[site]);
+}
+
+fn entry_params(e: &Emitter) -> Vec<cl::Value> {
+    e.params.clone()
+}
+
+fn scalar_entry(e: &mut Emitter, id: KernelId) -> EmitResult {
+    let p = entry_params(e);
+    let k = e.unit.ir.kernel(id);
+    let (params, results) = (k.params.clone(), k.results.clone());
+    let args: Vec<cl::Value> = params
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| e.b.ins().load(cl_type(t), mem(), p[0], 8 * i as i32))
+        .collect();
+    let rs = e.kernel(id, &args)?;
+    for (i, r) in rs.into_iter().enumerate() {
+        e.b.ins().store(mem(), r, p[1], 8 * i as i32);
+    }
+    let _ = results;
+    let ok = e.status(0);
+    e.b.ins().return_(&[ok]);
+    return_site_on_trap(e);
+    Ok(())
+}
+
+fn body_entry(e: &mut Emitter, id: KernelId) -> EmitResult {
+    let p = entry_params(e);
+    let n = e.unit.ir.kernel(id).params.len();
+    let rs = e.kernel(id, &p[..n])?;
+    for (i, r) in rs.into_iter().enumerate() {
+        e.b.ins().store(mem(), r, p[n], 8 * i as i32);
+    }
+    let ok = e.status(0);
+    e.b.ins().return_(&[ok]);
+    return_site_on_trap(e);
+    Ok(())
+}
+
+/// The loop skeleton shared by ufunc and reduction entries: `for i in 0..n`, with a
+/// contiguous variant (operands addressed by one offset per element size) when every
+/// stride equals its element size, and a strided variant (one pointer per operand) otherwise.
+/// `body` gets the loaded inputs and returns the values to store into the outputs. On a
+/// trap, the trap block stores `i` into `*err_index` and returns the site. Returns with the
+/// builder in the block after the loop.
+fn emit_loop(
+    e: &mut Emitter,
+    inputs: &[ScalarType],
+    outputs: &[ScalarType],
+    n: cl::Value,
+    ptrs: cl::Value,
+    strides: cl::Value,
+    err_index: cl::Value,
+    contiguous_variant: bool,
+    body: &mut dyn FnMut(&mut Emitter, &[cl::Value]) -> Result<Vec<cl::Value>, cranelift_module::ModuleError>,
+) -> EmitResult {
+    let ptr_ty = e.unit.pointer();
+    let ops: Vec<ScalarType> = inputs.iter().chain(outputs).copied().collect();
+    let bases: Vec<cl::Value> = (0..ops.len())
+        .map(|j| e.b.ins().load(ptr_ty, mem(), ptrs, 8 * j as i32))
+        .collect();
+    let steps: Vec<cl::Value> = (0..ops.len())
+        .map(|j| e.b.ins().load(ptr_ty, mem(), strides, 8 * j as i32))
+        .collect();
+    let i_var = e.b.declare_var(types::I64);
+    let zero = e.b.ins().iconst(types::I64, 0);
+    e.b.def_var(i_var, zero);
+
+    let done = e.b.create_block();
+    let strided_pre = e.b.create_block();
+    let strided = e.b.create_block();
+    let any = e.b.ins().icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThan, n, 0);
+    let choose = e.b.create_block();
+    e.b.ins().brif(any, choose, &[], done, &[]);
+    e.b.switch_to_block(choose);
+
+    // Contiguous variant: one byte offset per distinct element size.
+    let mut sizes: Vec<u32> = ops.iter().map(|&t| byte_size(t)).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let off_vars: Vec<(u32, Variable)> = sizes
+        .iter()
+        .map(|&s| (s, e.b.declare_var(ptr_ty)))
+        .collect();
+    if contiguous_variant {
+        let contiguous_block = e.b.create_block();
+        let mut all = e.b.ins().iconst(types::I8, 1);
+        for (j, &t) in ops.iter().enumerate() {
+            let is =
+                e.b.ins()
+                    .icmp_imm_s(cl::condcodes::IntCC::Equal, steps[j], byte_size(t) as i64);
+            all = e.b.ins().band(all, is);
+        }
+        for &(_, v) in &off_vars {
+            let z = e.b.ins().iconst(ptr_ty, 0);
+            e.b.def_var(v, z);
+        }
+        e.b.ins().brif(all, contiguous_block, &[], strided_pre, &[]);
+        e.b.switch_to_block(contiguous_block);
+        let addrs: Vec<cl::Value> = ops
+            .iter()
+            .enumerate()
+            .map(|(j, &t)| {
+                let var = off_vars.iter().find(|(s, _)| *s == byte_size(t)).unwrap().1;
+                let off = e.b.use_var(var);
+                e.b.ins().iadd(bases[j], off)
+            })
+            .collect();
+        loop_body(e, inputs, &addrs, body)?;
+        for &(s, v) in &off_vars {
+            let off = e.b.use_var(v);
+            let next = e.b.ins().iadd_imm_s(off, s as i64);
+            e.b.def_var(v, next);
+        }
+        let i = e.b.use_var(i_var);
+        let i1 = e.b.ins().iadd_imm_s(i, 1);
+        e.b.def_var(i_var, i1);
+        let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, n);
+        e.b.ins().brif(more, contiguous_block, &[], done, &[]);
+    } else {
+        e.b.ins().jump(strided_pre, &[]);
+    }
+
+    // Strided variant: one pointer per operand, bumped by its stride.
+    e.b.switch_to_block(strided_pre);
+    let p_vars: Vec<Variable> = bases
+        .iter()
+        .map(|&base| {
+            let v = e.b.declare_var(ptr_ty);
+            e.b.def_var(v, base);
+            v
+        })
+        .collect();
+    e.b.ins().jump(strided, &[]);
+    e.b.switch_to_block(strided);
+    let addrs: Vec<cl::Value> = p_vars.iter().map(|&v| e.b.use_var(v)).collect();
+    loop_body(e, inputs, &addrs, body)?;
+    for (j, &v) in p_vars.iter().enumerate() {
+        let p = e.b.use_var(v);
+        let next = e.b.ins().iadd(p, steps[j]);
+        e.b.def_var(v, next);
+    }
+    let i = e.b.use_var(i_var);
+    let i1 = e.b.ins().iadd_imm_s(i, 1);
+    e.b.def_var(i_var, i1);
+    let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, n);
+    e.b.ins().brif(more, strided, &[], done, &[]);
+
+    // Trap: record the element index, return the site.
+    let trap = e.trap;
+    e.b.switch_to_block(trap);
+    let site = e.b.block_params(trap)[0];
+    let i = e.b.use_var(i_var);
+    e.b.ins().store(mem(), i, err_index, 0);
+    e.b.ins().return_(&[site]);
+
+    e.b.switch_to_block(done);
+    Ok(())
+}
+
+/// Loads the inputs at `addrs`, runs `body`, stores its values at the output addresses.
+fn loop_body(
+    e: &mut Emitter,
+    inputs: &[ScalarType],
+    addrs: &[cl::Value],
+    body: &mut dyn FnMut(&mut Emitter, &[cl::Value]) -> Result<Vec<cl::Value>, cranelift_module::ModuleError>,
+) -> EmitResult {
+    let args: Vec<cl::Value> = inputs
+        .iter()
+        .zip(addrs)
+        .map(|(&t, &a)| e.b.ins().load(cl_type(t), mem(), a, 0))
+        .collect();
+    let outs = body(e, &args)?;
+    for (v, &a) in outs.into_iter().zip(&addrs[inputs.len()..]) {
+        e.b.ins().store(mem(), v, a, 0);
+    }
+    Ok(())
+}
+
+fn loop_entry(e: &mut Emitter, id: KernelId) -> EmitResult {
+    let p = entry_params(e);
+    let k = e.unit.ir.kernel(id);
+    let (inputs, outputs) = (k.params.clone(), k.results.clone());
+    emit_loop(e, &inputs, &outputs, p[0], p[1], p[2], p[3], true, &mut |e, args| {
+        e.kernel(id, args)
+    })?;
+    let ok = e.status(0);
+    e.b.ins().return_(&[ok]);
+    Ok(())
+}
+
+/// `map` is applied to the inputs (unless it is the combine itself, which means "no map":
+/// one input reduced as is), then folded into the accumulator with `combine`.
+fn reduce_entry(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitResult {
+    let p = entry_params(e);
+    let acc_ty = e.unit.ir.kernel(combine).results[0];
+    let inputs = if map == combine {
+        vec![acc_ty]
+    } else {
+        e.unit.ir.kernel(map).params.clone()
+    };
+    let acc_var = e.b.declare_var(cl_type(acc_ty));
+    let acc0 = e.b.ins().load(cl_type(acc_ty), mem(), p[3], 0);
+    e.b.def_var(acc_var, acc0);
+    emit_loop(e, &inputs, &[], p[0], p[1], p[2], p[4], false, &mut |e, args| {
+        let x = if map == combine {
+            args[0]
+        } else {
+            e.kernel(map, args)?[0]
+        };
+        let acc = e.b.use_var(acc_var);
+        let next = e.kernel(combine, &[acc, x])?[0];
+        e.b.def_var(acc_var, next);
+        Ok(vec![])
+    })?;
+    let acc = e.b.use_var(acc_var);
+    e.b.ins().store(mem(), acc, p[3], 0);
+    let ok = e.status(0);
+    e.b.ins().return_(&[ok]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
