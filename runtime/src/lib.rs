@@ -1,14 +1,59 @@
 //! `kiln-runtime`: what runs compiled kernels.
 //!
-//! For now this is the [`Executor`] abstraction and its first implementation, the reference
-//! interpreter. The Cranelift JIT and the GPU join as further executors, and the array
-//! runtime (broadcasting, chunking, parallel maps) is built on the same trait, so every
-//! test written against `Executor` runs on every back end.
+//! - [`Executor`]: something that runs kernels of a verified module — the reference
+//!   [`Interpreter`] or the Cranelift JIT ([`Cpu`]) — one call at a time ([`Executor::call`])
+//!   or as NumPy-style inner loops over raw operands ([`Executor::inner_loop`],
+//!   [`Executor::reduce_loop`]). Every test written against `Executor` runs on every back end.
+//! - [`map`] applies a ufunc over [`ndarray`] arrays and scalars with NumPy broadcasting,
+//!   strided and in parallel; [`reduce_all`] and [`reduce_axis`] run reductions whose result
+//!   does not depend on the number of threads. Dtypes are dynamic ([`DynArray`]) or typed
+//!   ([`Element`]).
+#![warn(missing_docs)]
+#![allow(unsafe_code)] // Operands are raw pointers into ndarray arrays, as NumPy's inner loops.
 
-use kiln_interp::{Fuel, RuntimeError};
-use kiln_ir::{KernelId, Module, Scalar};
+pub mod array;
+mod par;
 
-/// Something that can call a kernel of a verified module with scalar arguments.
+use std::sync::Arc;
+
+pub use array::{Arg, DynArray, DynView, DynViewMut, Element};
+use kiln_interp::{ErrorKind, Fuel, RuntimeError};
+use kiln_ir::{KernelId, Module, Scalar, ScalarType};
+pub use par::{broadcast_shapes, map, reduce_all, reduce_axis, Error, Threads, REDUCE_BLOCK};
+
+/// A ufunc's inner loop over raw operands (NumPy's model).
+pub trait InnerLoop: Sync {
+    /// Applies the kernel to `n` elements: operand `j` (inputs then outputs) is at
+    /// `ptrs[j] + i * strides[j]` (bytes). On failure, the index of the failing element.
+    ///
+    /// # Safety
+    /// Every operand address for `i < n` is valid, aligned and of the operand's dtype;
+    /// outputs are writable and not accessed by anyone else meanwhile, except that an
+    /// output may be exactly an input.
+    unsafe fn run(
+        &self,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<(), (usize, RuntimeError)>;
+}
+
+/// A reduction's inner loop: folds elements into an accumulator.
+pub trait ReduceLoop: Sync {
+    /// Folds `n` elements (after the optional map) into `acc`.
+    ///
+    /// # Safety
+    /// As for [`InnerLoop::run`], with inputs only.
+    unsafe fn run(
+        &self,
+        acc: Scalar,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<Scalar, (usize, RuntimeError)>;
+}
+
+/// Something that can run kernels of a verified module.
 pub trait Executor: Send + Sync {
     /// A short name for reports (`interp`, `cpu`, `gpu`).
     fn name(&self) -> &str;
@@ -19,9 +64,26 @@ pub trait Executor: Send + Sync {
 
     /// Calls kernel `id` of `m` with `args`; `m` must have passed `kiln_ir::verify`.
     fn call(&self, m: &Module, id: KernelId, args: &[Scalar]) -> Result<Vec<Scalar>, RuntimeError>;
+
+    /// The inner loop of kernel `id` (a ufunc or any kernel with scalar parameters).
+    fn inner_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        id: KernelId,
+    ) -> Result<Box<dyn InnerLoop + 'm>, RuntimeError>;
+
+    /// The reduction loop of `combine` (a `reduce` item's kernel), applying `map` to the
+    /// inputs first if given.
+    fn reduce_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        map: Option<KernelId>,
+        combine: KernelId,
+    ) -> Result<Box<dyn ReduceLoop + 'm>, RuntimeError>;
 }
 
-/// The reference interpreter as an executor, with a fuel budget per call.
+/// The reference interpreter as an executor, with a fuel budget per call (per element in
+/// loops).
 #[derive(Clone, Debug)]
 pub struct Interpreter {
     /// Instructions one call may execute before it fails with "step budget exhausted".
@@ -37,6 +99,114 @@ impl Interpreter {
             fuel,
             optimized: false,
         }
+    }
+}
+
+/// Reads a scalar of type `ty` at `p`.
+///
+/// # Safety
+/// `p` is valid and aligned for `ty`.
+pub(crate) unsafe fn read_scalar(p: *const u8, ty: ScalarType) -> Scalar {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match ty {
+            ScalarType::Bool => Scalar::Bool(p.read() != 0),
+            ScalarType::I32 => Scalar::I32(p.cast::<i32>().read()),
+            ScalarType::I64 => Scalar::I64(p.cast::<i64>().read()),
+            ScalarType::U32 => Scalar::U32(p.cast::<u32>().read()),
+            ScalarType::U64 => Scalar::U64(p.cast::<u64>().read()),
+            ScalarType::F32 => Scalar::F32(p.cast::<f32>().read()),
+            ScalarType::F64 => Scalar::F64(p.cast::<f64>().read()),
+        }
+    }
+}
+
+/// Writes `s` at `p`.
+///
+/// # Safety
+/// `p` is valid, writable and aligned for `s`'s type.
+pub(crate) unsafe fn write_scalar(p: *mut u8, s: Scalar) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match s {
+            Scalar::Bool(v) => p.write(v as u8),
+            Scalar::I32(v) => p.cast::<i32>().write(v),
+            Scalar::I64(v) => p.cast::<i64>().write(v),
+            Scalar::U32(v) => p.cast::<u32>().write(v),
+            Scalar::U64(v) => p.cast::<u64>().write(v),
+            Scalar::F32(v) => p.cast::<f32>().write(v),
+            Scalar::F64(v) => p.cast::<f64>().write(v),
+        }
+    }
+}
+
+struct InterpLoop<'m> {
+    interp: &'m Interpreter,
+    m: &'m Module,
+    id: KernelId,
+    map: Option<KernelId>,
+    inputs: Vec<ScalarType>,
+}
+
+impl InterpLoop<'_> {
+    fn call(&self, id: KernelId, args: &[Scalar]) -> Result<Vec<Scalar>, RuntimeError> {
+        self.interp.call(self.m, id, args)
+    }
+
+    /// # Safety
+    /// As for [`InnerLoop::run`].
+    unsafe fn load(&self, i: usize, ptrs: &[*mut u8], strides: &[isize]) -> Vec<Scalar> {
+        self.inputs
+            .iter()
+            .enumerate()
+            // SAFETY: element `i` of input `j` is valid (the caller's contract).
+            .map(|(j, &t)| unsafe {
+                read_scalar(ptrs[j].wrapping_offset(i as isize * strides[j]), t)
+            })
+            .collect()
+    }
+}
+
+impl InnerLoop for InterpLoop<'_> {
+    unsafe fn run(
+        &self,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<(), (usize, RuntimeError)> {
+        let nin = self.inputs.len();
+        for i in 0..n {
+            // SAFETY: the caller's contract.
+            let args = unsafe { self.load(i, ptrs, strides) };
+            let results = self.call(self.id, &args).map_err(|e| (i, e))?;
+            for (j, r) in results.into_iter().enumerate() {
+                let p = ptrs[nin + j].wrapping_offset(i as isize * strides[nin + j]);
+                // SAFETY: element `i` of output `j` is valid and writable.
+                unsafe { write_scalar(p, r) };
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ReduceLoop for InterpLoop<'_> {
+    unsafe fn run(
+        &self,
+        mut acc: Scalar,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<Scalar, (usize, RuntimeError)> {
+        for i in 0..n {
+            // SAFETY: the caller's contract.
+            let args = unsafe { self.load(i, ptrs, strides) };
+            let x = match self.map {
+                Some(map) => self.call(map, &args).map_err(|e| (i, e))?[0],
+                None => args[0],
+            };
+            acc = self.call(self.id, &[acc, x]).map_err(|e| (i, e))?[0];
+        }
+        Ok(acc)
     }
 }
 
@@ -57,4 +227,142 @@ impl Executor for Interpreter {
         let mut fuel = Fuel(self.fuel);
         kiln_interp::call(m, id, args, &mut fuel)
     }
+
+    fn inner_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        id: KernelId,
+    ) -> Result<Box<dyn InnerLoop + 'm>, RuntimeError> {
+        Ok(Box::new(InterpLoop {
+            interp: self,
+            m,
+            id,
+            map: None,
+            inputs: m.kernel(id).params.clone(),
+        }))
+    }
+
+    fn reduce_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        map: Option<KernelId>,
+        combine: KernelId,
+    ) -> Result<Box<dyn ReduceLoop + 'm>, RuntimeError> {
+        let inputs = match map {
+            Some(f) => m.kernel(f).params.clone(),
+            None => m.kernel(combine).results.clone(),
+        };
+        Ok(Box::new(InterpLoop {
+            interp: self,
+            m,
+            id: combine,
+            map,
+            inputs,
+        }))
+    }
 }
+
+/// The Cranelift JIT as an executor: kernels are compiled to native code on first use and
+/// cached (see `kiln_cranelift::Cpu`). Cheap to clone; clones share the cache.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    backend: Arc<kiln_cranelift::Cpu>,
+}
+
+impl Cpu {
+    /// The JIT for the host CPU.
+    pub fn new() -> Result<Cpu, kiln_cranelift::BackendError> {
+        Ok(Cpu {
+            backend: Arc::new(kiln_cranelift::Cpu::new()?),
+        })
+    }
+
+    /// The back end itself (for listings and cache statistics).
+    pub fn backend(&self) -> &kiln_cranelift::Cpu {
+        &self.backend
+    }
+
+    fn compile(
+        &self,
+        m: &Module,
+        id: KernelId,
+        shape: kiln_cranelift::Shape,
+    ) -> Result<Arc<kiln_cranelift::Code>, RuntimeError> {
+        self.backend.compile(m, id, shape).map_err(|_| RuntimeError {
+            kind: ErrorKind::Internal,
+            kernel: m.kernel(id).name.clone(),
+            loc: None,
+        })
+    }
+}
+
+struct CpuLoop(Arc<kiln_cranelift::Code>);
+
+impl InnerLoop for CpuLoop {
+    unsafe fn run(
+        &self,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<(), (usize, RuntimeError)> {
+        // SAFETY: the same contract.
+        unsafe { self.0.run_loop(n, ptrs, strides) }
+    }
+}
+
+impl ReduceLoop for CpuLoop {
+    unsafe fn run(
+        &self,
+        acc: Scalar,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<Scalar, (usize, RuntimeError)> {
+        // SAFETY: the same contract.
+        unsafe { self.0.run_reduce(acc, n, ptrs, strides) }
+    }
+}
+
+impl Executor for Cpu {
+    fn name(&self) -> &str {
+        "cpu"
+    }
+
+    fn wants_optimized(&self) -> bool {
+        true
+    }
+
+    fn call(&self, m: &Module, id: KernelId, args: &[Scalar]) -> Result<Vec<Scalar>, RuntimeError> {
+        self.compile(m, id, kiln_cranelift::Shape::Scalar)?
+            .call(args)
+    }
+
+    fn inner_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        id: KernelId,
+    ) -> Result<Box<dyn InnerLoop + 'm>, RuntimeError> {
+        Ok(Box::new(CpuLoop(self.compile(
+            m,
+            id,
+            kiln_cranelift::Shape::Loop,
+        )?)))
+    }
+
+    fn reduce_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        map: Option<KernelId>,
+        combine: KernelId,
+    ) -> Result<Box<dyn ReduceLoop + 'm>, RuntimeError> {
+        let shape = kiln_cranelift::Shape::Reduce { combine };
+        Ok(Box::new(CpuLoop(self.compile(
+            m,
+            map.unwrap_or(combine),
+            shape,
+        )?)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

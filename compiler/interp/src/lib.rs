@@ -37,6 +37,9 @@ pub enum ErrorKind {
     /// Calls nested deeper than [`MAX_CALL_DEPTH`].
     #[error("calls nested too deeply")]
     CallDepth,
+    /// A back end failed to compile the kernel: always a Kiln bug.
+    #[error("internal error: the back end could not compile this kernel (a Kiln bug; please report it)")]
+    Internal,
 }
 
 /// A runtime error: what happened, in which kernel, and where in the source.

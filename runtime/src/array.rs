@@ -1,0 +1,244 @@
+//! Arrays whose dtype is known at run time, over `ndarray`.
+//!
+//! [`DynArray`] owns an `ArrayD<T>` of one of Kiln's seven dtypes; [`DynView`] and
+//! [`DynViewMut`] borrow one. The typed side is [`Element`], implemented for `bool i32 i64
+//! u32 u64 f32 f64`, which converts between `ArrayViewD<T>` and the dynamic forms.
+
+use kiln_ir::{Scalar, ScalarType};
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
+
+/// A Rust type that is one of Kiln's dtypes.
+pub trait Element: Copy + Send + Sync + std::fmt::Debug + 'static {
+    /// Its dtype.
+    const DTYPE: ScalarType;
+    /// As a Kiln scalar.
+    fn to_scalar(self) -> Scalar;
+    /// From a Kiln scalar of this dtype.
+    fn from_scalar(s: Scalar) -> Option<Self>;
+    /// Wraps an owned array.
+    fn wrap(a: ArrayD<Self>) -> DynArray;
+    /// Wraps a view.
+    fn wrap_view(a: ArrayViewD<'_, Self>) -> DynView<'_>;
+    /// Wraps a mutable view.
+    fn wrap_view_mut(a: ArrayViewMutD<'_, Self>) -> DynViewMut<'_>;
+    /// Unwraps an owned array of this dtype.
+    fn unwrap(a: DynArray) -> Result<ArrayD<Self>, DynArray>;
+    /// Borrows an array of this dtype.
+    fn view(a: &DynArray) -> Option<ArrayViewD<'_, Self>>;
+}
+
+macro_rules! dtypes {
+    ($($variant:ident $t:ty),*) => {
+        /// An owned n-dimensional array of any Kiln dtype.
+        #[derive(Clone, Debug, PartialEq)]
+        #[allow(missing_docs)]
+        pub enum DynArray { $($variant(ArrayD<$t>)),* }
+
+        /// A borrowed n-dimensional array of any Kiln dtype.
+        #[derive(Clone, Debug)]
+        #[allow(missing_docs)]
+        pub enum DynView<'a> { $($variant(ArrayViewD<'a, $t>)),* }
+
+        /// A mutably borrowed n-dimensional array of any Kiln dtype (an output).
+        #[derive(Debug)]
+        #[allow(missing_docs)]
+        pub enum DynViewMut<'a> { $($variant(ArrayViewMutD<'a, $t>)),* }
+
+        $(
+        impl Element for $t {
+            const DTYPE: ScalarType = ScalarType::$variant;
+            fn to_scalar(self) -> Scalar { Scalar::$variant(self) }
+            fn from_scalar(s: Scalar) -> Option<Self> {
+                match s { Scalar::$variant(v) => Some(v), _ => None }
+            }
+            fn wrap(a: ArrayD<Self>) -> DynArray { DynArray::$variant(a) }
+            fn wrap_view(a: ArrayViewD<'_, Self>) -> DynView<'_> { DynView::$variant(a) }
+            fn wrap_view_mut(a: ArrayViewMutD<'_, Self>) -> DynViewMut<'_> { DynViewMut::$variant(a) }
+            fn unwrap(a: DynArray) -> Result<ArrayD<Self>, DynArray> {
+                match a { DynArray::$variant(a) => Ok(a), other => Err(other) }
+            }
+            fn view(a: &DynArray) -> Option<ArrayViewD<'_, Self>> {
+                match a { DynArray::$variant(a) => Some(a.view()), _ => None }
+            }
+        }
+
+        impl<D: ndarray::Dimension> From<ndarray::Array<$t, D>> for DynArray {
+            fn from(a: ndarray::Array<$t, D>) -> Self { DynArray::$variant(a.into_dyn()) }
+        }
+        impl<'a, D: ndarray::Dimension> From<ndarray::ArrayView<'a, $t, D>> for DynView<'a> {
+            fn from(a: ndarray::ArrayView<'a, $t, D>) -> Self { DynView::$variant(a.into_dyn()) }
+        }
+        impl<'a, D: ndarray::Dimension> From<&'a ndarray::Array<$t, D>> for DynView<'a> {
+            fn from(a: &'a ndarray::Array<$t, D>) -> Self { DynView::$variant(a.view().into_dyn()) }
+        }
+        impl<'a, D: ndarray::Dimension> From<ndarray::ArrayViewMut<'a, $t, D>> for DynViewMut<'a> {
+            fn from(a: ndarray::ArrayViewMut<'a, $t, D>) -> Self { DynViewMut::$variant(a.into_dyn()) }
+        }
+        impl<'a, D: ndarray::Dimension> From<&'a mut ndarray::Array<$t, D>> for DynViewMut<'a> {
+            fn from(a: &'a mut ndarray::Array<$t, D>) -> Self { DynViewMut::$variant(a.view_mut().into_dyn()) }
+        }
+        )*
+
+        impl DynArray {
+            /// Its dtype.
+            pub fn dtype(&self) -> ScalarType {
+                match self { $(DynArray::$variant(_) => ScalarType::$variant),* }
+            }
+            /// Its shape.
+            pub fn shape(&self) -> &[usize] {
+                match self { $(DynArray::$variant(a) => a.shape()),* }
+            }
+            /// A view of it.
+            pub fn view(&self) -> DynView<'_> {
+                match self { $(DynArray::$variant(a) => DynView::$variant(a.view())),* }
+            }
+            /// A mutable view of it.
+            pub fn view_mut(&mut self) -> DynViewMut<'_> {
+                match self { $(DynArray::$variant(a) => DynViewMut::$variant(a.view_mut())),* }
+            }
+            /// The element at flat (row-major) position `i`.
+            pub fn get_flat(&self, i: usize) -> Option<Scalar> {
+                match self { $(DynArray::$variant(a) => a.iter().nth(i).map(|v| v.to_scalar())),* }
+            }
+            /// Every element in row-major order.
+            pub fn to_scalars(&self) -> Vec<Scalar> {
+                match self { $(DynArray::$variant(a) => a.iter().map(|v| v.to_scalar()).collect()),* }
+            }
+            /// An array of `shape` filled with `value`.
+            pub fn full(shape: &[usize], value: Scalar) -> DynArray {
+                match value { $(Scalar::$variant(v) => DynArray::$variant(ArrayD::from_elem(IxDyn(shape), v))),* }
+            }
+            /// A 1-d array of the scalars, which must all have type `dtype`.
+            pub fn from_scalars(dtype: ScalarType, values: &[Scalar]) -> Option<DynArray> {
+                Some(match dtype {
+                    $(ScalarType::$variant => DynArray::$variant(ArrayD::from_shape_vec(
+                        IxDyn(&[values.len()]),
+                        values.iter().map(|&s| <$t>::from_scalar(s)).collect::<Option<Vec<_>>>()?,
+                    ).ok()?)),*
+                })
+            }
+        }
+
+        impl DynView<'_> {
+            /// Its dtype.
+            pub fn dtype(&self) -> ScalarType {
+                match self { $(DynView::$variant(_) => ScalarType::$variant),* }
+            }
+            /// Its shape.
+            pub fn shape(&self) -> &[usize] {
+                match self { $(DynView::$variant(a) => a.shape()),* }
+            }
+            /// Pointer to the element at index 0 and strides in bytes.
+            pub(crate) fn raw(&self) -> (*mut u8, Vec<isize>) {
+                match self { $(DynView::$variant(a) => (
+                    a.as_ptr() as *mut u8,
+                    a.strides().iter().map(|s| s * std::mem::size_of::<$t>() as isize).collect(),
+                )),* }
+            }
+            /// An owned copy.
+            pub fn to_owned(&self) -> DynArray {
+                match self { $(DynView::$variant(a) => DynArray::$variant(a.to_owned())),* }
+            }
+        }
+
+        impl DynViewMut<'_> {
+            /// Its dtype.
+            pub fn dtype(&self) -> ScalarType {
+                match self { $(DynViewMut::$variant(_) => ScalarType::$variant),* }
+            }
+            /// Its shape.
+            pub fn shape(&self) -> &[usize] {
+                match self { $(DynViewMut::$variant(a) => a.shape()),* }
+            }
+            /// Pointer to the element at index 0 and strides in bytes.
+            pub(crate) fn raw(&mut self) -> (*mut u8, Vec<isize>) {
+                match self { $(DynViewMut::$variant(a) => (
+                    a.as_mut_ptr() as *mut u8,
+                    a.strides().iter().map(|s| s * std::mem::size_of::<$t>() as isize).collect(),
+                )),* }
+            }
+        }
+
+        /// A fresh array of `dtype` and `shape` whose elements the caller must all write
+        /// before [`Uninit::assume_init`].
+        pub(crate) enum Uninit { $($variant(ndarray::ArrayD<std::mem::MaybeUninit<$t>>)),* }
+
+        impl Uninit {
+            pub(crate) fn new(dtype: ScalarType, shape: &[usize]) -> Uninit {
+                match dtype { $(ScalarType::$variant => Uninit::$variant(ArrayD::uninit(IxDyn(shape)))),* }
+            }
+            /// Pointer to element 0 and byte strides (row-major).
+            pub(crate) fn raw(&mut self) -> (*mut u8, Vec<isize>) {
+                match self { $(Uninit::$variant(a) => (
+                    a.as_mut_ptr() as *mut u8,
+                    a.strides().iter().map(|s| s * std::mem::size_of::<$t>() as isize).collect(),
+                )),* }
+            }
+            /// # Safety
+            /// Every element has been written.
+            pub(crate) unsafe fn assume_init(self) -> DynArray {
+                // SAFETY: the caller wrote every element.
+                match self { $(Uninit::$variant(a) => DynArray::$variant(unsafe { a.assume_init() })),* }
+            }
+        }
+    };
+}
+
+dtypes!(Bool bool, I32 i32, I64 i64, U32 u32, U64 u64, F32 f32, F64 f64);
+
+/// One argument of a ufunc or reduction call.
+#[derive(Clone, Debug)]
+pub enum Arg<'a> {
+    /// An array (any shape; broadcast against the others).
+    Array(DynView<'a>),
+    /// A scalar, broadcast to every element.
+    Scalar(Scalar),
+    /// The current contents of output `k`: computes in place (`x = f(x, ..)`), which is
+    /// allowed because an element is read before it is written.
+    Out(usize),
+}
+
+impl Arg<'_> {
+    /// The argument's dtype, if it has one of its own.
+    pub fn dtype(&self) -> Option<ScalarType> {
+        match self {
+            Arg::Array(a) => Some(a.dtype()),
+            Arg::Scalar(s) => Some(s.ty()),
+            Arg::Out(_) => None,
+        }
+    }
+}
+
+impl<'a> From<DynView<'a>> for Arg<'a> {
+    fn from(v: DynView<'a>) -> Self {
+        Arg::Array(v)
+    }
+}
+
+impl<'a> From<&'a DynArray> for Arg<'a> {
+    fn from(v: &'a DynArray) -> Self {
+        Arg::Array(v.view())
+    }
+}
+
+impl From<Scalar> for Arg<'_> {
+    fn from(v: Scalar) -> Self {
+        Arg::Scalar(v)
+    }
+}
+
+macro_rules! arg_from {
+    ($($t:ty),*) => {$(
+        impl<'a, D: ndarray::Dimension> From<&'a ndarray::Array<$t, D>> for Arg<'a> {
+            fn from(a: &'a ndarray::Array<$t, D>) -> Self { Arg::Array(a.into()) }
+        }
+        impl<'a, D: ndarray::Dimension> From<ndarray::ArrayView<'a, $t, D>> for Arg<'a> {
+            fn from(a: ndarray::ArrayView<'a, $t, D>) -> Self { Arg::Array(a.into()) }
+        }
+        impl From<$t> for Arg<'_> {
+            fn from(v: $t) -> Self { Arg::Scalar(v.to_scalar()) }
+        }
+    )*};
+}
+
+arg_from!(bool, i32, i64, u32, u64, f32, f64);

@@ -1,0 +1,685 @@
+//! Broadcasting, iteration and parallel execution over arrays.
+//!
+//! A call is planned once ([`Plan`]): operand shapes are broadcast (NumPy's rules), each
+//! operand gets byte strides over the broadcast shape (0 along broadcast dimensions), and
+//! dimensions that every operand traverses contiguously are merged, so a call on
+//! contiguous arrays of any rank is one flat loop. The flat element range is then cut into
+//! chunks run on a rayon pool; each chunk walks its range in *segments* (runs along the
+//! innermost dimension), one inner-loop call per segment.
+//!
+//! Reductions cut the range into fixed blocks of [`REDUCE_BLOCK`] elements, fold each block
+//! from the identity, and combine the block results pairwise in a fixed tree, so the
+//! result is bit-identical for any thread count.
+
+use kiln_interp::RuntimeError;
+use kiln_ir::{KernelId, Module, Scalar, ScalarType};
+use rayon::prelude::*;
+
+use crate::array::{Arg, DynArray, DynViewMut, Uninit};
+use crate::{write_scalar, Executor};
+
+/// Elements per reduction block: fixed, so results do not depend on the thread count.
+pub const REDUCE_BLOCK: usize = 1 << 16;
+
+/// Below this many elements a call runs on the calling thread; above, chunks are at least
+/// this big, so a chunk's scheduling cost (about a microsecond) stays under 1% of its work
+/// even for the cheapest kernels (≈ 0.3 ns per element).
+const MIN_CHUNK: usize = 1 << 18;
+
+/// Chunks per thread, for load balance.
+const CHUNKS_PER_THREAD: usize = 4;
+
+/// A thread pool for array calls. The default size is `KILN_NUM_THREADS` if set, else the
+/// number of CPUs.
+#[derive(Clone, Debug)]
+pub struct Threads {
+    pool: std::sync::Arc<rayon::ThreadPool>,
+    n: usize,
+}
+
+impl Threads {
+    /// A pool of `n` threads (`n ≥ 1`).
+    pub fn new(n: usize) -> Result<Threads, String> {
+        if n == 0 {
+            return Err("the thread count must be at least 1".into());
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("kiln-{i}"))
+            .build()
+            .map_err(|e| format!("cannot start {n} threads: {e}"))?;
+        Ok(Threads {
+            pool: std::sync::Arc::new(pool),
+            n,
+        })
+    }
+
+    /// `KILN_NUM_THREADS` threads, or one per CPU; an invalid value is an error.
+    pub fn from_env() -> Result<Threads, String> {
+        match std::env::var("KILN_NUM_THREADS") {
+            Ok(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Threads::new(n),
+                _ => Err(format!(
+                    "KILN_NUM_THREADS={v:?}: expected a positive whole number"
+                )),
+            },
+            Err(_) => Threads::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+            ),
+        }
+    }
+
+    /// The number of threads.
+    pub fn count(&self) -> usize {
+        self.n
+    }
+
+    fn chunk_len(&self, total: usize) -> usize {
+        let per = total.div_ceil(self.n * CHUNKS_PER_THREAD);
+        per.max(MIN_CHUNK)
+    }
+}
+
+/// Why a call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Wrong arguments: count, dtypes, shapes.
+    #[error("{0}")]
+    Usage(String),
+    /// The kernel failed at an element (the first failing element, in row-major order).
+    #[error("{error} (element {index:?})")]
+    Kernel {
+        /// What failed.
+        error: RuntimeError,
+        /// The element's index in the broadcast shape.
+        index: Vec<usize>,
+    },
+}
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, Error> {
+    Err(Error::Usage(msg.into()))
+}
+
+/// One operand before planning: a pointer to its element 0, its shape and byte strides.
+struct Operand {
+    ptr: *mut u8,
+    shape: Vec<usize>,
+    strides: Vec<isize>,
+}
+
+/// The broadcast shape of `shapes`, or `None` if they do not broadcast.
+pub fn broadcast_shapes<'s>(shapes: impl IntoIterator<Item = &'s [usize]>) -> Option<Vec<usize>> {
+    let mut out: Vec<usize> = Vec::new();
+    for s in shapes {
+        if s.len() > out.len() {
+            let mut grown = vec![1; s.len() - out.len()];
+            grown.extend(&out);
+            out = grown;
+        }
+        let off = out.len() - s.len();
+        for (i, &d) in s.iter().enumerate() {
+            let o = &mut out[off + i];
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// An iteration plan: merged dimensions and every operand's base pointer and byte strides.
+struct Plan {
+    /// The broadcast shape (for reporting element indices).
+    shape: Vec<usize>,
+    /// Merged dimensions, outermost first; never empty.
+    dims: Vec<usize>,
+    /// Per operand: base pointer and one byte stride per merged dimension.
+    bases: Vec<*mut u8>,
+    strides: Vec<Vec<isize>>,
+    total: usize,
+}
+
+// SAFETY: a plan only holds addresses of arrays that the planning call borrows (inputs
+// shared, outputs exclusively) for as long as the plan is used; chunks write disjoint
+// elements of the outputs.
+unsafe impl Sync for Plan {}
+// SAFETY: as above.
+unsafe impl Send for Plan {}
+
+impl Plan {
+    fn new(shape: Vec<usize>, ops: &[Operand]) -> Plan {
+        let nd = shape.len();
+        // Byte strides of every operand aligned to the broadcast shape.
+        let aligned: Vec<Vec<isize>> = ops
+            .iter()
+            .map(|op| {
+                let off = nd - op.shape.len();
+                (0..nd)
+                    .map(|d| {
+                        if d < off || op.shape[d - off] == 1 {
+                            0
+                        } else {
+                            op.strides[d - off]
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        // Merge dimension d into the next kept one when every operand steps through both
+        // as one: stride[d] == stride[next] * len[next]. Length-1 dimensions vanish.
+        let mut dims: Vec<usize> = Vec::new();
+        let mut strides: Vec<Vec<isize>> = vec![Vec::new(); ops.len()];
+        for d in (0..nd).rev() {
+            let len = shape[d];
+            if len == 1 {
+                continue;
+            }
+            let merge = !dims.is_empty()
+                && aligned.iter().zip(&strides).all(|(a, s)| {
+                    let inner = *s.last().expect("same length as dims");
+                    a[d] == inner * *dims.last().expect("non-empty") as isize
+                });
+            if merge {
+                *dims.last_mut().expect("non-empty") *= len;
+            } else {
+                dims.push(len);
+                for (s, a) in strides.iter_mut().zip(&aligned) {
+                    s.push(a[d]);
+                }
+            }
+        }
+        if dims.is_empty() {
+            dims.push(1);
+            for s in strides.iter_mut() {
+                s.push(0);
+            }
+        }
+        dims.reverse();
+        for s in strides.iter_mut() {
+            s.reverse();
+        }
+        let total = shape.iter().product();
+        Plan {
+            shape,
+            dims,
+            bases: ops.iter().map(|o| o.ptr).collect(),
+            strides,
+            total,
+        }
+    }
+
+    /// Calls `f(len, ptrs, inner_strides, first_flat_index)` for each segment of the flat
+    /// range `start..end`, in order; stops at the first error.
+    fn segments<E>(
+        &self,
+        start: usize,
+        end: usize,
+        mut f: impl FnMut(usize, &[*mut u8], &[isize], usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let last = self.dims.len() - 1;
+        let inner = self.dims[last];
+        let inner_strides: Vec<isize> = self.strides.iter().map(|s| s[last]).collect();
+        let mut ptrs = vec![std::ptr::null_mut(); self.bases.len()];
+        let mut flat = start;
+        while flat < end {
+            let (outer, pos) = (flat / inner, flat % inner);
+            let len = (inner - pos).min(end - flat);
+            for (j, p) in ptrs.iter_mut().enumerate() {
+                let mut off = pos as isize * self.strides[j][last];
+                let mut o = outer;
+                for d in (0..last).rev() {
+                    off += (o % self.dims[d]) as isize * self.strides[j][d];
+                    o /= self.dims[d];
+                }
+                *p = self.bases[j].wrapping_offset(off);
+            }
+            f(len, &ptrs, &inner_strides, flat)?;
+            flat += len;
+        }
+        Ok(())
+    }
+
+    /// The multi-index of flat element `i` in the broadcast shape.
+    fn unravel(&self, mut i: usize) -> Vec<usize> {
+        let mut idx = vec![0; self.shape.len()];
+        for d in (0..self.shape.len()).rev() {
+            let n = self.shape[d].max(1);
+            idx[d] = i % n;
+            i /= n;
+        }
+        idx
+    }
+}
+
+/// 8-byte, 8-aligned storage for scalar arguments.
+fn scalar_slot(s: Scalar) -> Box<u64> {
+    let mut slot = Box::new(0u64);
+    // SAFETY: every scalar fits in the slot's 8 aligned bytes.
+    unsafe { write_scalar((&mut *slot as *mut u64).cast::<u8>(), s) };
+    slot
+}
+
+/// Applies kernel `id` (a ufunc, or any kernel with scalar parameters) of `m` over `args`
+/// with NumPy broadcasting. Results go into `outputs` when given (one per kernel result,
+/// each of the broadcast shape and the result's dtype; `Arg::Out(k)` reads output `k` in
+/// place) and are returned as fresh arrays otherwise. Argument dtypes must be the kernel's
+/// parameter types exactly.
+pub fn map(
+    exec: &dyn Executor,
+    m: &Module,
+    id: KernelId,
+    args: &[Arg],
+    outputs: Option<&mut [DynViewMut]>,
+    threads: &Threads,
+) -> Result<Vec<DynArray>, Error> {
+    let k = m.kernel(id);
+    if args.len() != k.params.len() {
+        return usage(format!(
+            "`{}` takes {} arguments, got {}",
+            k.name,
+            k.params.len(),
+            args.len()
+        ));
+    }
+    let mut outs_raw: Vec<Operand> = Vec::new();
+    let mut out_meta: Vec<(ScalarType, Vec<usize>)> = Vec::new();
+    let given = outputs.is_some();
+    if let Some(outs) = outputs {
+        if outs.len() != k.results.len() {
+            return usage(format!(
+                "`{}` has {} outputs, got {} output arrays",
+                k.name,
+                k.results.len(),
+                outs.len()
+            ));
+        }
+        for (j, (o, &t)) in outs.iter_mut().zip(&k.results).enumerate() {
+            if o.dtype() != t {
+                return usage(format!(
+                    "output {j} of `{}` has dtype {t}, but the array given is {}",
+                    k.name,
+                    o.dtype()
+                ));
+            }
+            out_meta.push((t, o.shape().to_vec()));
+            let shape = o.shape().to_vec();
+            let (ptr, strides) = o.raw();
+            outs_raw.push(Operand {
+                ptr,
+                shape,
+                strides,
+            });
+        }
+    }
+    let mut slots = Vec::new();
+    let mut ins: Vec<Operand> = Vec::new();
+    for (i, (a, &t)) in args.iter().zip(&k.params).enumerate() {
+        let dtype = match a {
+            Arg::Out(j) => match out_meta.get(*j) {
+                Some((dt, _)) => *dt,
+                None => {
+                    return usage(format!(
+                        "argument {i} reads output {j}, which is not given"
+                    ))
+                }
+            },
+            other => other.dtype().expect("arrays and scalars have dtypes"),
+        };
+        if dtype != t {
+            return usage(format!(
+                "argument {i} of `{}` must be {t}, not {dtype}",
+                k.name
+            ));
+        }
+        ins.push(match a {
+            Arg::Array(v) => {
+                let (ptr, strides) = v.raw();
+                Operand {
+                    ptr,
+                    shape: v.shape().to_vec(),
+                    strides,
+                }
+            }
+            Arg::Scalar(s) => {
+                let mut slot = scalar_slot(*s);
+                let ptr = (&mut *slot as *mut u64).cast::<u8>();
+                slots.push(slot);
+                Operand {
+                    ptr,
+                    shape: vec![],
+                    strides: vec![],
+                }
+            }
+            Arg::Out(j) => Operand {
+                ptr: outs_raw[*j].ptr,
+                shape: outs_raw[*j].shape.clone(),
+                strides: outs_raw[*j].strides.clone(),
+            },
+        });
+    }
+    let shape = broadcast_shapes(ins.iter().map(|o| o.shape.as_slice())).ok_or_else(|| {
+        let shapes: Vec<String> = ins.iter().map(|o| format!("{:?}", o.shape)).collect();
+        Error::Usage(format!(
+            "arguments of `{}` cannot be broadcast together: shapes {}",
+            k.name,
+            shapes.join(", ")
+        ))
+    })?;
+    let mut fresh: Vec<Uninit> = Vec::new();
+    if given {
+        for (j, (_, s)) in out_meta.iter().enumerate() {
+            if *s != shape {
+                return usage(format!(
+                    "output {j} of `{}` has shape {s:?}, but the arguments broadcast to {shape:?}",
+                    k.name
+                ));
+            }
+        }
+    } else {
+        for &t in &k.results {
+            let mut u = Uninit::new(t, &shape);
+            let (ptr, strides) = u.raw();
+            outs_raw.push(Operand {
+                ptr,
+                shape: shape.clone(),
+                strides,
+            });
+            fresh.push(u);
+        }
+    }
+    ins.extend(outs_raw);
+    let plan = Plan::new(shape, &ins);
+    let inner = exec.inner_loop(m, id).map_err(|error| Error::Kernel {
+        error,
+        index: vec![],
+    })?;
+    let run = |start: usize, end: usize| -> Result<(), (usize, RuntimeError)> {
+        plan.segments(start, end, |n, ptrs, strides, first| {
+            // SAFETY: the plan's operands are the borrowed arrays and scalar slots; every
+            // segment stays inside them; outputs are exclusively borrowed (or fresh), and
+            // chunks cover disjoint elements.
+            unsafe { inner.run(n, ptrs, strides) }.map_err(|(i, e)| (first + i, e))
+        })
+    };
+    let result = if plan.total <= MIN_CHUNK || threads.count() == 1 {
+        run(0, plan.total)
+    } else {
+        let chunk = threads.chunk_len(plan.total);
+        let nchunks = plan.total.div_ceil(chunk);
+        let results: Vec<Result<(), (usize, RuntimeError)>> = threads.pool.install(|| {
+            (0..nchunks)
+                .into_par_iter()
+                .map(|c| run(c * chunk, ((c + 1) * chunk).min(plan.total)))
+                .collect()
+        });
+        results.into_iter().find(|r| r.is_err()).unwrap_or(Ok(()))
+    };
+    drop(slots);
+    match result {
+        Ok(()) => Ok(fresh
+            .into_iter()
+            // SAFETY: the loop wrote every element of every fresh output.
+            .map(|u| unsafe { u.assume_init() })
+            .collect()),
+        Err((i, error)) => Err(Error::Kernel {
+            error,
+            index: plan.unravel(i),
+        }),
+    }
+}
+
+/// Combines partial results pairwise, left to right, level by level: a fixed tree.
+fn tree_combine(
+    exec: &dyn Executor,
+    m: &Module,
+    combine: KernelId,
+    mut parts: Vec<Scalar>,
+    identity: Scalar,
+) -> Result<Scalar, RuntimeError> {
+    if parts.is_empty() {
+        return Ok(identity);
+    }
+    while parts.len() > 1 {
+        let mut next = Vec::with_capacity(parts.len().div_ceil(2));
+        for pair in parts.chunks(2) {
+            next.push(match pair {
+                [a, b] => exec.call(m, combine, &[*a, *b])?[0],
+                [a] => *a,
+                _ => unreachable!("chunks of two"),
+            });
+        }
+        parts = next;
+    }
+    Ok(parts[0])
+}
+
+/// Reduces every element of the (broadcast) arguments with `combine`, after applying
+/// `map` to them when given (otherwise there is exactly one argument, of the combine's
+/// type). `identity` is the `reduce` item's identity kernel.
+pub fn reduce_all(
+    exec: &dyn Executor,
+    m: &Module,
+    combine: KernelId,
+    identity: KernelId,
+    map: Option<KernelId>,
+    args: &[Arg],
+    threads: &Threads,
+) -> Result<Scalar, Error> {
+    let kernel_err = |error| Error::Kernel {
+        error,
+        index: vec![],
+    };
+    let acc_ty = m.kernel(combine).results[0];
+    let params = match map {
+        Some(f) => {
+            let k = m.kernel(f);
+            if k.results.len() != 1 || k.results[0] != acc_ty {
+                return usage(format!(
+                    "`{}` gives {:?}, but the reduction combines {acc_ty}",
+                    k.name, k.results
+                ));
+            }
+            k.params.clone()
+        }
+        None => vec![acc_ty],
+    };
+    if args.len() != params.len() {
+        return usage(format!(
+            "the reduction takes {} arguments, got {}",
+            params.len(),
+            args.len()
+        ));
+    }
+    let mut slots = Vec::new();
+    let mut ops = Vec::new();
+    for (i, (a, &t)) in args.iter().zip(&params).enumerate() {
+        match a {
+            Arg::Array(v) if v.dtype() == t => {
+                let (ptr, strides) = v.raw();
+                ops.push(Operand {
+                    ptr,
+                    shape: v.shape().to_vec(),
+                    strides,
+                });
+            }
+            Arg::Scalar(s) if s.ty() == t => {
+                let mut slot = scalar_slot(*s);
+                ops.push(Operand {
+                    ptr: (&mut *slot as *mut u64).cast::<u8>(),
+                    shape: vec![],
+                    strides: vec![],
+                });
+                slots.push(slot);
+            }
+            Arg::Out(_) => return usage("a reduction has no outputs to read"),
+            other => {
+                return usage(format!(
+                    "argument {i} of the reduction must be {t}, not {}",
+                    other.dtype().map_or("?", |d| d.name())
+                ))
+            }
+        }
+    }
+    let shape = broadcast_shapes(ops.iter().map(|o| o.shape.as_slice()))
+        .ok_or_else(|| Error::Usage("the reduction's arguments cannot be broadcast together".into()))?;
+    let plan = Plan::new(shape, &ops);
+    let identity = exec.call(m, identity, &[]).map_err(kernel_err)?[0];
+    let folder = exec.reduce_loop(m, map, combine).map_err(kernel_err)?;
+    let nblocks = plan.total.div_ceil(REDUCE_BLOCK);
+    let block = |b: usize| -> Result<Scalar, (usize, RuntimeError)> {
+        let mut acc = identity;
+        let end = ((b + 1) * REDUCE_BLOCK).min(plan.total);
+        plan.segments(b * REDUCE_BLOCK, end, |n, ptrs, strides, first| {
+            // SAFETY: the plan's operands are borrowed arrays and scalar slots.
+            acc = unsafe { folder.run(acc, n, ptrs, strides) }.map_err(|(i, e)| (first + i, e))?;
+            Ok(())
+        })?;
+        Ok(acc)
+    };
+    let parts: Vec<Result<Scalar, (usize, RuntimeError)>> =
+        if nblocks <= 1 || threads.count() == 1 || plan.total <= MIN_CHUNK {
+            (0..nblocks).map(block).collect()
+        } else {
+            threads
+                .pool
+                .install(|| (0..nblocks).into_par_iter().map(block).collect())
+        };
+    drop(slots);
+    let mut values = Vec::with_capacity(parts.len());
+    for p in parts {
+        match p {
+            Ok(v) => values.push(v),
+            Err((i, error)) => {
+                return Err(Error::Kernel {
+                    error,
+                    index: plan.unravel(i),
+                })
+            }
+        }
+    }
+    tree_combine(exec, m, combine, values, identity).map_err(kernel_err)
+}
+
+/// Reduces `x` along `axis` with `combine`: the result has `x`'s shape without that axis.
+/// Each lane is folded in the same fixed blocks and tree as [`reduce_all`].
+pub fn reduce_axis(
+    exec: &dyn Executor,
+    m: &Module,
+    combine: KernelId,
+    identity: KernelId,
+    x: &crate::DynView,
+    axis: usize,
+    threads: &Threads,
+) -> Result<DynArray, Error> {
+    let kernel_err = |error| Error::Kernel {
+        error,
+        index: vec![],
+    };
+    let acc_ty = m.kernel(combine).results[0];
+    if x.dtype() != acc_ty {
+        return usage(format!(
+            "the reduction combines {acc_ty}, not {}",
+            x.dtype()
+        ));
+    }
+    let shape = x.shape().to_vec();
+    if axis >= shape.len() {
+        return usage(format!(
+            "axis {axis} is out of range for an array of {} dimensions",
+            shape.len()
+        ));
+    }
+    let (ptr, strides) = x.raw();
+    let lane_len = shape[axis];
+    let lane_stride = strides[axis];
+    let mut out_shape = shape.clone();
+    out_shape.remove(axis);
+    let mut out_strides = strides.clone();
+    out_strides.remove(axis);
+    let lanes: usize = out_shape.iter().product();
+    let identity = exec.call(m, identity, &[]).map_err(kernel_err)?[0];
+    let folder = exec.reduce_loop(m, None, combine).map_err(kernel_err)?;
+    let nblocks = lane_len.div_ceil(REDUCE_BLOCK).max(1);
+    struct Base(*mut u8);
+    // SAFETY: the array is borrowed for the whole call and only read.
+    unsafe impl Sync for Base {}
+    impl Base {
+        fn ptr(&self) -> *mut u8 {
+            self.0
+        }
+    }
+    let base = Base(ptr);
+    let lane_ptr = |mut l: usize| -> *mut u8 {
+        let mut off = 0isize;
+        for d in (0..out_shape.len()).rev() {
+            off += (l % out_shape[d]) as isize * out_strides[d];
+            l /= out_shape[d];
+        }
+        base.ptr().wrapping_offset(off)
+    };
+    let item = |it: usize| -> Result<Scalar, (usize, RuntimeError)> {
+        let (l, b) = (it / nblocks, it % nblocks);
+        let start = b * REDUCE_BLOCK;
+        let n = (lane_len - start.min(lane_len)).min(REDUCE_BLOCK);
+        let p = lane_ptr(l).wrapping_offset(start as isize * lane_stride);
+        // SAFETY: `n` elements from `start` along the lane lie inside the array.
+        unsafe { folder.run(identity, n, &[p], &[lane_stride]) }
+            .map_err(|(i, e)| (l * lane_len + start + i, e))
+    };
+    let items = lanes * nblocks;
+    let parts: Vec<Result<Scalar, (usize, RuntimeError)>> =
+        if threads.count() == 1 || lanes * lane_len <= MIN_CHUNK {
+            (0..items).map(item).collect()
+        } else {
+            threads.pool.install(|| {
+                (0..items)
+                    .into_par_iter()
+                    .with_min_len((MIN_CHUNK / lane_len.max(1)).max(1))
+                    .map(item)
+                    .collect()
+            })
+        };
+    let mut results = Vec::with_capacity(lanes);
+    let mut values = Vec::with_capacity(nblocks);
+    for (it, p) in parts.into_iter().enumerate() {
+        match p {
+            Ok(v) => values.push(v),
+            Err((flat, error)) => {
+                // `flat` counts lane-major; report the index in `x`'s shape.
+                let (l, i) = (flat / lane_len.max(1), flat % lane_len.max(1));
+                let mut idx = Vec::with_capacity(shape.len());
+                let mut rest = l;
+                let mut outer_idx = vec![0; out_shape.len()];
+                for d in (0..out_shape.len()).rev() {
+                    outer_idx[d] = rest % out_shape[d];
+                    rest /= out_shape[d];
+                }
+                idx.extend(&outer_idx[..axis]);
+                idx.push(i);
+                idx.extend(&outer_idx[axis..]);
+                return Err(Error::Kernel { error, index: idx });
+            }
+        }
+        if (it + 1) % nblocks == 0 {
+            let parts = std::mem::take(&mut values);
+            results.push(tree_combine(exec, m, combine, parts, identity).map_err(kernel_err)?);
+        }
+    }
+    let flat = DynArray::from_scalars(acc_ty, &results).expect("results have the accumulator type");
+    Ok(reshape(flat, &out_shape))
+}
+
+fn reshape(a: DynArray, shape: &[usize]) -> DynArray {
+    macro_rules! go {
+        ($($v:ident),*) => {
+            match a { $(DynArray::$v(x) => DynArray::$v(
+                x.into_shape_with_order(ndarray::IxDyn(shape)).expect("same element count"),
+            )),* }
+        };
+    }
+    go!(Bool, I32, I64, U32, U64, F32, F64)
+}
