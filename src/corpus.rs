@@ -48,10 +48,12 @@ impl Default for Options {
     }
 }
 
-/// The executors available in this build: the interpreter on lowered IR (the oracle) and
-/// on optimised IR (which checks the optimiser).
+/// The executors available in this build: the interpreter on lowered IR (the oracle), on
+/// optimised IR (which checks the optimiser), and the Cranelift JIT. Every case must give
+/// the same bits on all of them (math builtins included: the JIT calls the interpreter's
+/// `libm`).
 pub fn default_executors() -> Vec<Box<dyn Executor>> {
-    vec![
+    let mut execs: Vec<Box<dyn Executor>> = vec![
         Box::new(Interpreter {
             fuel: 50_000_000,
             optimized: false,
@@ -60,7 +62,18 @@ pub fn default_executors() -> Vec<Box<dyn Executor>> {
             fuel: 50_000_000,
             optimized: true,
         }),
-    ]
+    ];
+    match kiln_runtime::Cpu::new() {
+        Ok(cpu) => execs.push(Box::new(cpu)),
+        // A host Cranelift cannot compile for: the corpus still runs on the interpreter.
+        Err(e) => tracing_unsupported(&e.to_string()),
+    }
+    execs
+}
+
+#[allow(clippy::print_stderr)]
+fn tracing_unsupported(why: &str) {
+    eprintln!("note: the CPU back end is not available on this host ({why}); corpus cases run on the interpreter only");
 }
 
 /// The outcome of a corpus run.
