@@ -109,10 +109,45 @@ pub fn random_program(data: &[u8]) -> String {
 /// Compiles a [`random_program`] (which must succeed) and runs it through [`pipeline`].
 pub fn typed_pipeline(data: &[u8]) {
     let src = random_program(data);
-    if let Err(e) = crate::compile("generated.kl", &src) {
-        panic!("a generated program was rejected:\n{src}\n{e}");
-    }
+    let compiled = match crate::compile("generated.kl", &src) {
+        Ok(c) => c,
+        Err(e) => panic!("a generated program was rejected:\n{src}\n{e}"),
+    };
     pipeline(src.as_bytes());
+    native_agrees(&compiled, &src, data);
+}
+
+/// Every kernel of a terminating program gives the same results (or the same error) on the
+/// Cranelift JIT as on the interpreter.
+fn native_agrees(compiled: &crate::Compiled, src: &str, data: &[u8]) {
+    use kiln_runtime::Executor;
+    let Ok(cpu) = kiln_runtime::Cpu::new() else {
+        return;
+    };
+    let seed = data
+        .iter()
+        .fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(b as u64));
+    for (i, k) in compiled.optimized.kernels.iter().enumerate() {
+        let id = kiln_ir::KernelId::new(i);
+        for round in 0..3 {
+            let args = args_for(&k.params, seed.wrapping_add(round));
+            let a = kiln_interp::call(&compiled.optimized, id, &args, &mut Fuel(FUEL));
+            if matches!(&a, Err(e) if e.kind == ErrorKind::OutOfFuel) {
+                continue;
+            }
+            let b = cpu.call(&compiled.optimized, id, &args);
+            let agree = match (&a, &b) {
+                (Ok(x), Ok(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.same(*q)),
+                (Err(x), Err(y)) => x.kind == y.kind && x.loc == y.loc,
+                _ => false,
+            };
+            assert!(
+                agree,
+                "kernel `{}` with {args:?}: the interpreter gave {a:?}, the CPU back end {b:?}\n{src}",
+                k.name
+            );
+        }
+    }
 }
 
 struct FnSig {

@@ -1,5 +1,6 @@
 //! Structure-aware differential testing in every `cargo test`: random well-typed programs
-//! must compile, and the IR as lowered and the optimised IR must agree on every kernel.
+//! must compile, and the IR as lowered, the optimised IR and the Cranelift JIT must agree on
+//! every kernel.
 
 #[test]
 fn random_typed_programs_compile_and_agree() {

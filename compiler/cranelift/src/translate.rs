@@ -187,8 +187,11 @@ impl Emitter<'_, '_, '_> {
     /// builder is left in the block after the kernel.
     pub fn kernel(&mut self, id: KernelId, args: &[cl::Value]) -> Result<Vec<cl::Value>> {
         let k = self.unit.ir.kernel(id);
+        // Reverse post-order puts every block after its dominators, so each value is
+        // translated before its uses; unreachable blocks are left out.
+        let order = kiln_ir::cfg::reverse_post_order(k);
         let blocks: HashMap<kiln_ir::Block, cl::Block> =
-            k.layout.iter().map(|&bl| (bl, self.b.create_block())).collect();
+            order.iter().map(|&bl| (bl, self.b.create_block())).collect();
         let exit = self.b.create_block();
         for &r in &k.results {
             self.b.append_block_param(exit, cl_type(r));
@@ -200,7 +203,7 @@ impl Emitter<'_, '_, '_> {
         }
         let entry_args: Vec<BlockArg> = Vec::new();
         self.b.ins().jump(entry, &entry_args);
-        for &bl in &k.layout {
+        for &bl in &order {
             let clb = blocks[&bl];
             self.b.switch_to_block(clb);
             if bl != k.entry() {
