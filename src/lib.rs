@@ -22,6 +22,7 @@
 
 pub mod corpus;
 pub mod fuzzing;
+pub mod jit;
 pub mod script;
 
 use std::fmt;
@@ -29,11 +30,13 @@ use std::fmt;
 use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term;
 
+pub use jit::{Jit, JitModule, Reduction, TypedUfunc, Ufunc};
 pub use kiln_front::{Diag, Program};
 pub use kiln_interp::RuntimeError;
 pub use kiln_ir as ir;
 pub use kiln_ir::{KernelId, Module, Scalar, ScalarType};
-pub use kiln_runtime::{Executor, Interpreter};
+pub use kiln_runtime::{Arg, Cpu, DynArray, DynView, DynViewMut, Element, Executor, Interpreter};
+pub use ndarray;
 
 /// Diagnostics with the sources they point into, ready to render.
 #[derive(Clone)]
@@ -132,6 +135,16 @@ pub enum Error {
         error: RuntimeError,
         /// The source file, if known.
         file: Option<String>,
+    },
+    /// A kernel failed at one element of an array call.
+    #[error("error: {} in `{}`{}, at element {index:?}", error.kind, error.kernel, runtime_place(error, file.as_deref()))]
+    Element {
+        /// What failed.
+        error: RuntimeError,
+        /// The source file, if known.
+        file: Option<String>,
+        /// The element's index in the broadcast shape of the call.
+        index: Vec<usize>,
     },
     /// No item of that name, or not callable with those arguments.
     #[error("error: {0}")]
@@ -324,6 +337,16 @@ impl Compiled {
             .copied()
     }
 
+    /// The identity kernel of `reduce` item `name` specialised for `types`.
+    pub fn identity(&self, name: &str, types: &[ScalarType]) -> Option<KernelId> {
+        self.kernel_ids
+            .get(&format!(
+                "{}::identity",
+                kiln_front::instance_name(name, types)
+            ))
+            .copied()
+    }
+
     /// Calls item `name` with scalar arguments on the reference interpreter, picking the
     /// specialisation from the argument types.
     pub fn call(&self, name: &str, args: &[Scalar]) -> Result<Vec<Scalar>, Error> {
@@ -365,17 +388,26 @@ impl Compiled {
 
 /// The type arguments that make `item` accept arguments of these types, if any.
 pub fn infer_type_args(item: &kiln_front::CheckedItem, args: &[Scalar]) -> Option<Vec<ScalarType>> {
+    let types: Vec<ScalarType> = args.iter().map(|a| a.ty()).collect();
+    infer_type_args_of(item, &types)
+}
+
+/// The type arguments that make `item` accept arguments of types `args`, if any.
+pub fn infer_type_args_of(
+    item: &kiln_front::CheckedItem,
+    args: &[ScalarType],
+) -> Option<Vec<ScalarType>> {
     use kiln_front::Ty;
     if args.len() != item.params.len() {
         return None;
     }
     let mut targs: Vec<Option<ScalarType>> = vec![None; item.generics.len()];
-    for ((_, ty, _), a) in item.params.iter().zip(args) {
+    for ((_, ty, _), &a) in item.params.iter().zip(args) {
         match ty {
-            Ty::Scalar(s) if *s == a.ty() => {}
-            Ty::Param(i, _, class) if class.contains(a.ty()) => match targs[*i as usize] {
-                None => targs[*i as usize] = Some(a.ty()),
-                Some(t) if t == a.ty() => {}
+            Ty::Scalar(s) if *s == a => {}
+            Ty::Param(i, _, class) if class.contains(a) => match targs[*i as usize] {
+                None => targs[*i as usize] = Some(a),
+                Some(t) if t == a => {}
                 Some(_) => return None,
             },
             _ => return None,

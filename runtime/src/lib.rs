@@ -19,7 +19,9 @@ use std::sync::Arc;
 pub use array::{Arg, DynArray, DynView, DynViewMut, Element};
 use kiln_interp::{ErrorKind, Fuel, RuntimeError};
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
-pub use par::{broadcast_shapes, map, reduce_all, reduce_axis, Error, Threads, REDUCE_BLOCK};
+pub use par::{
+    broadcast_shapes, map, map_with, reduce_all, reduce_axis, Error, Threads, REDUCE_BLOCK,
+};
 
 /// A ufunc's inner loop over raw operands (NumPy's model).
 pub trait InnerLoop: Sync {
@@ -288,11 +290,13 @@ impl Cpu {
         id: KernelId,
         shape: kiln_cranelift::Shape,
     ) -> Result<Arc<kiln_cranelift::Code>, RuntimeError> {
-        self.backend.compile(m, id, shape).map_err(|_| RuntimeError {
-            kind: ErrorKind::Internal,
-            kernel: m.kernel(id).name.clone(),
-            loc: None,
-        })
+        self.backend
+            .compile(m, id, shape)
+            .map_err(|_| RuntimeError {
+                kind: ErrorKind::Internal,
+                kernel: m.kernel(id).name.clone(),
+                loc: None,
+            })
     }
 }
 

@@ -16,7 +16,7 @@ use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 use rayon::prelude::*;
 
 use crate::array::{Arg, DynArray, DynViewMut, Uninit};
-use crate::{write_scalar, Executor};
+use crate::{write_scalar, Executor, InnerLoop};
 
 /// Elements per reduction block: fixed, so results do not depend on the thread count.
 pub const REDUCE_BLOCK: usize = 1 << 16;
@@ -276,6 +276,23 @@ pub fn map(
     outputs: Option<&mut [DynViewMut]>,
     threads: &Threads,
 ) -> Result<Vec<DynArray>, Error> {
+    let inner = exec.inner_loop(m, id).map_err(|error| Error::Kernel {
+        error,
+        index: vec![],
+    })?;
+    map_with(m, id, inner.as_ref(), args, outputs, threads)
+}
+
+/// [`map`] with an inner loop obtained beforehand (from [`Executor::inner_loop`] for kernel
+/// `id` of `m`): what typed handles use to skip the per-call lookup.
+pub fn map_with(
+    m: &Module,
+    id: KernelId,
+    inner: &dyn InnerLoop,
+    args: &[Arg],
+    outputs: Option<&mut [DynViewMut]>,
+    threads: &Threads,
+) -> Result<Vec<DynArray>, Error> {
     let k = m.kernel(id);
     if args.len() != k.params.len() {
         return usage(format!(
@@ -321,11 +338,7 @@ pub fn map(
         let dtype = match a {
             Arg::Out(j) => match out_meta.get(*j) {
                 Some((dt, _)) => *dt,
-                None => {
-                    return usage(format!(
-                        "argument {i} reads output {j}, which is not given"
-                    ))
-                }
+                None => return usage(format!("argument {i} reads output {j}, which is not given")),
             },
             other => other.dtype().expect("arrays and scalars have dtypes"),
         };
@@ -393,10 +406,6 @@ pub fn map(
     }
     ins.extend(outs_raw);
     let plan = Plan::new(shape, &ins);
-    let inner = exec.inner_loop(m, id).map_err(|error| Error::Kernel {
-        error,
-        index: vec![],
-    })?;
     let run = |start: usize, end: usize| -> Result<(), (usize, RuntimeError)> {
         plan.segments(start, end, |n, ptrs, strides, first| {
             // SAFETY: the plan's operands are the borrowed arrays and scalar slots; every
@@ -524,8 +533,9 @@ pub fn reduce_all(
             }
         }
     }
-    let shape = broadcast_shapes(ops.iter().map(|o| o.shape.as_slice()))
-        .ok_or_else(|| Error::Usage("the reduction's arguments cannot be broadcast together".into()))?;
+    let shape = broadcast_shapes(ops.iter().map(|o| o.shape.as_slice())).ok_or_else(|| {
+        Error::Usage("the reduction's arguments cannot be broadcast together".into())
+    })?;
     let plan = Plan::new(shape, &ops);
     let identity = exec.call(m, identity, &[]).map_err(kernel_err)?[0];
     let folder = exec.reduce_loop(m, map, combine).map_err(kernel_err)?;

@@ -114,7 +114,15 @@ fn large_strided_and_in_place_calls_agree_with_scalar_code() {
     let a = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64);
     let t = a.t();
     for ex in &execs {
-        let out = map(ex.as_ref(), &m, id, &[Arg::from(1.0f64), t.into(), 0.0f64.into()], None, &threads).unwrap();
+        let out = map(
+            ex.as_ref(),
+            &m,
+            id,
+            &[Arg::from(1.0f64), t.into(), 0.0f64.into()],
+            None,
+            &threads,
+        )
+        .unwrap();
         assert_eq!(f64s(&out[0]), t.to_owned().into_dyn());
     }
 }
@@ -151,14 +159,25 @@ fn usage_errors_for_shapes_dtypes_and_outputs() {
     let b = Array1::<f64>::zeros(4);
     let i = Array1::<i64>::zeros(3);
     let ex = execs[1].as_ref();
-    let err = |args: &[Arg]| map(ex, &m, id, args, None, &threads).unwrap_err().to_string();
+    let err = |args: &[Arg]| {
+        map(ex, &m, id, args, None, &threads)
+            .unwrap_err()
+            .to_string()
+    };
     assert!(err(&[(&a).into(), (&a).into(), (&b).into()]).contains("cannot be broadcast"));
     assert!(err(&[(&a).into(), (&i).into(), (&a).into()]).contains("must be f64, not i64"));
     assert!(err(&[(&a).into(), (&a).into()]).contains("takes 3 arguments"));
     let mut small = Array1::<f64>::zeros(2);
-    let e = map(ex, &m, id, &[(&a).into(), (&a).into(), (&a).into()], Some(&mut [(&mut small).into()]), &threads)
-        .unwrap_err()
-        .to_string();
+    let e = map(
+        ex,
+        &m,
+        id,
+        &[(&a).into(), (&a).into(), (&a).into()],
+        Some(&mut [(&mut small).into()]),
+        &threads,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("has shape [2]"), "{e}");
 }
 
@@ -169,11 +188,33 @@ fn tuple_outputs_and_empty_arrays() {
     let threads = Threads::new(2).unwrap();
     let a = arr1(&[7i32, -7, i32::MIN]);
     for ex in &execs {
-        let out = map(ex.as_ref(), &m, id, &[(&a).into(), (-2i32).into()], None, &threads).unwrap();
-        assert_eq!(i32::unwrap(out[0].clone()).unwrap(), arr1(&[-3, 3, 1 << 30]).into_dyn());
-        assert_eq!(i32::unwrap(out[1].clone()).unwrap(), arr1(&[1, -1, 0]).into_dyn());
+        let out = map(
+            ex.as_ref(),
+            &m,
+            id,
+            &[(&a).into(), (-2i32).into()],
+            None,
+            &threads,
+        )
+        .unwrap();
+        assert_eq!(
+            i32::unwrap(out[0].clone()).unwrap(),
+            arr1(&[-3, 3, 1 << 30]).into_dyn()
+        );
+        assert_eq!(
+            i32::unwrap(out[1].clone()).unwrap(),
+            arr1(&[1, -1, 0]).into_dyn()
+        );
         let empty = Array2::<i32>::zeros((0, 3));
-        let out = map(ex.as_ref(), &m, id, &[(&empty).into(), 1i32.into()], None, &threads).unwrap();
+        let out = map(
+            ex.as_ref(),
+            &m,
+            id,
+            &[(&empty).into(), 1i32.into()],
+            None,
+            &threads,
+        )
+        .unwrap();
         assert_eq!(out[0].shape(), &[0, 3]);
     }
 }
@@ -187,9 +228,27 @@ fn reductions_are_identical_for_any_thread_count() {
     let n = 1_000_003;
     let x = Array1::from_shape_fn(n, |i| ((i * 7919) % 1000) as f64 * 1e-3 + 1e-9 * i as f64);
     let cpu = execs[1].as_ref();
-    let one = reduce_all(cpu, &m, add, id, None, &[(&x).into()], &Threads::new(1).unwrap()).unwrap();
+    let one = reduce_all(
+        cpu,
+        &m,
+        add,
+        id,
+        None,
+        &[(&x).into()],
+        &Threads::new(1).unwrap(),
+    )
+    .unwrap();
     for t in [2, 3, 4] {
-        let many = reduce_all(cpu, &m, add, id, None, &[(&x).into()], &Threads::new(t).unwrap()).unwrap();
+        let many = reduce_all(
+            cpu,
+            &m,
+            add,
+            id,
+            None,
+            &[(&x).into()],
+            &Threads::new(t).unwrap(),
+        )
+        .unwrap();
         assert_eq!(one.to_bits(), many.to_bits(), "{t} threads");
     }
     let Scalar::F64(s) = one else { panic!() };
@@ -197,16 +256,52 @@ fn reductions_are_identical_for_any_thread_count() {
     assert!((s - serial).abs() <= 1e-9 * serial.abs());
     // The interpreter folds the same blocks in the same tree.
     let small = x.slice(ndarray::s![..200_000]);
-    let a = reduce_all(execs[0].as_ref(), &m, add, id, None, &[small.into()], &Threads::new(2).unwrap()).unwrap();
-    let b = reduce_all(cpu, &m, add, id, None, &[small.into()], &Threads::new(2).unwrap()).unwrap();
+    let a = reduce_all(
+        execs[0].as_ref(),
+        &m,
+        add,
+        id,
+        None,
+        &[small.into()],
+        &Threads::new(2).unwrap(),
+    )
+    .unwrap();
+    let b = reduce_all(
+        cpu,
+        &m,
+        add,
+        id,
+        None,
+        &[small.into()],
+        &Threads::new(2).unwrap(),
+    )
+    .unwrap();
     assert_eq!(a.to_bits(), b.to_bits());
     // Fused map-reduce: a sum of squares.
     let v = arr1(&[1.0, 2.0, 3.0]);
     for ex in &execs {
-        let s = reduce_all(ex.as_ref(), &m, add, id, Some(sq), &[(&v).into()], &Threads::new(2).unwrap()).unwrap();
+        let s = reduce_all(
+            ex.as_ref(),
+            &m,
+            add,
+            id,
+            Some(sq),
+            &[(&v).into()],
+            &Threads::new(2).unwrap(),
+        )
+        .unwrap();
         assert_eq!(s, Scalar::F64(14.0));
         let empty = Array1::<f64>::zeros(0);
-        let s = reduce_all(ex.as_ref(), &m, add, id, None, &[(&empty).into()], &Threads::new(2).unwrap()).unwrap();
+        let s = reduce_all(
+            ex.as_ref(),
+            &m,
+            add,
+            id,
+            None,
+            &[(&empty).into()],
+            &Threads::new(2).unwrap(),
+        )
+        .unwrap();
         assert_eq!(s, Scalar::F64(0.0), "empty: the identity");
     }
 }
@@ -219,14 +314,41 @@ fn reductions_along_an_axis() {
     let a = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64);
     for ex in &execs {
         for axis in 0..2 {
-            let r = reduce_axis(ex.as_ref(), &m, add, id, &a.view().into_dyn().into(), axis, &Threads::new(2).unwrap()).unwrap();
+            let r = reduce_axis(
+                ex.as_ref(),
+                &m,
+                add,
+                id,
+                &a.view().into_dyn().into(),
+                axis,
+                &Threads::new(2).unwrap(),
+            )
+            .unwrap();
             assert_eq!(f64s(&r), a.sum_axis(Axis(axis)).into_dyn(), "axis {axis}");
         }
-        let e = reduce_axis(ex.as_ref(), &m, add, id, &a.view().into_dyn().into(), 2, &Threads::new(2).unwrap()).unwrap_err();
+        let e = reduce_axis(
+            ex.as_ref(),
+            &m,
+            add,
+            id,
+            &a.view().into_dyn().into(),
+            2,
+            &Threads::new(2).unwrap(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("out of range"));
     }
     // Zero-stride (broadcast) input.
     let b = arr1(&[1.5]).broadcast(IxDyn(&[4, 5])).unwrap().to_owned();
-    let r = reduce_axis(execs[1].as_ref(), &m, add, id, &b.view().into(), 1, &Threads::new(2).unwrap()).unwrap();
+    let r = reduce_axis(
+        execs[1].as_ref(),
+        &m,
+        add,
+        id,
+        &b.view().into(),
+        1,
+        &Threads::new(2).unwrap(),
+    )
+    .unwrap();
     assert_eq!(f64s(&r), ArrayD::from_elem(IxDyn(&[4]), 7.5));
 }

@@ -301,7 +301,11 @@ impl Cpu {
         set(&mut flags, "is_pic", "false")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
         // The IR verifier costs about a quarter of compile time; tests run with it.
-        let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+        let verify = if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        };
         set(&mut flags, "enable_verifier", verify)?;
         let isa = cranelift_native::builder()
             .map_err(|e| BackendError(format!("this host is not supported: {e}")))?
@@ -320,7 +324,12 @@ impl Cpu {
 
     /// The entry point of `shape` for kernel `id` of `m` (verified), compiled on first use
     /// and cached.
-    pub fn compile(&self, m: &Module, id: KernelId, shape: Shape) -> Result<Arc<Code>, BackendError> {
+    pub fn compile(
+        &self,
+        m: &Module,
+        id: KernelId,
+        shape: Shape,
+    ) -> Result<Arc<Code>, BackendError> {
         let key = self.cache_key(m, id, shape);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(code) = cache.get(&key) {
@@ -486,7 +495,8 @@ fn define(
                 .unwrap_or_else(|e| format!("(disassembly failed: {e})\n")),
             Err(_) => code.vcode.clone().unwrap_or_default(),
         };
-        out.asm.push_str(&format!("function u0:{}:\n{text}\n", f.as_u32()));
+        out.asm
+            .push_str(&format!("function u0:{}:\n{text}\n", f.as_u32()));
     }
     unit.jit.clear_context(ctx);
     Ok(())
@@ -573,7 +583,10 @@ fn emit_loop(
     strides: cl::Value,
     err_index: cl::Value,
     contiguous_variant: bool,
-    body: &mut dyn FnMut(&mut Emitter, &[cl::Value]) -> Result<Vec<cl::Value>, cranelift_module::ModuleError>,
+    body: &mut dyn FnMut(
+        &mut Emitter,
+        &[cl::Value],
+    ) -> Result<Vec<cl::Value>, cranelift_module::ModuleError>,
 ) -> EmitResult {
     let ptr_ty = e.unit.pointer();
     let ops: Vec<ScalarType> = inputs.iter().chain(outputs).copied().collect();
@@ -590,7 +603,9 @@ fn emit_loop(
     let done = e.b.create_block();
     let strided_pre = e.b.create_block();
     let strided = e.b.create_block();
-    let any = e.b.ins().icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThan, n, 0);
+    let any =
+        e.b.ins()
+            .icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThan, n, 0);
     let choose = e.b.create_block();
     e.b.ins().brif(any, choose, &[], done, &[]);
     e.b.switch_to_block(choose);
@@ -684,7 +699,10 @@ fn loop_body(
     e: &mut Emitter,
     inputs: &[ScalarType],
     addrs: &[cl::Value],
-    body: &mut dyn FnMut(&mut Emitter, &[cl::Value]) -> Result<Vec<cl::Value>, cranelift_module::ModuleError>,
+    body: &mut dyn FnMut(
+        &mut Emitter,
+        &[cl::Value],
+    ) -> Result<Vec<cl::Value>, cranelift_module::ModuleError>,
 ) -> EmitResult {
     let args: Vec<cl::Value> = inputs
         .iter()
@@ -702,9 +720,17 @@ fn loop_entry(e: &mut Emitter, id: KernelId) -> EmitResult {
     let p = entry_params(e);
     let k = e.unit.ir.kernel(id);
     let (inputs, outputs) = (k.params.clone(), k.results.clone());
-    emit_loop(e, &inputs, &outputs, p[0], p[1], p[2], p[3], true, &mut |e, args| {
-        e.kernel(id, args)
-    })?;
+    emit_loop(
+        e,
+        &inputs,
+        &outputs,
+        p[0],
+        p[1],
+        p[2],
+        p[3],
+        true,
+        &mut |e, args| e.kernel(id, args),
+    )?;
     let ok = e.status(0);
     e.b.ins().return_(&[ok]);
     Ok(())
@@ -723,17 +749,27 @@ fn reduce_entry(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitResult
     let acc_var = e.b.declare_var(cl_type(acc_ty));
     let acc0 = e.b.ins().load(cl_type(acc_ty), mem(), p[3], 0);
     e.b.def_var(acc_var, acc0);
-    emit_loop(e, &inputs, &[], p[0], p[1], p[2], p[4], false, &mut |e, args| {
-        let x = if map == combine {
-            args[0]
-        } else {
-            e.kernel(map, args)?[0]
-        };
-        let acc = e.b.use_var(acc_var);
-        let next = e.kernel(combine, &[acc, x])?[0];
-        e.b.def_var(acc_var, next);
-        Ok(vec![])
-    })?;
+    emit_loop(
+        e,
+        &inputs,
+        &[],
+        p[0],
+        p[1],
+        p[2],
+        p[4],
+        false,
+        &mut |e, args| {
+            let x = if map == combine {
+                args[0]
+            } else {
+                e.kernel(map, args)?[0]
+            };
+            let acc = e.b.use_var(acc_var);
+            let next = e.kernel(combine, &[acc, x])?[0];
+            e.b.def_var(acc_var, next);
+            Ok(vec![])
+        },
+    )?;
     let acc = e.b.use_var(acc_var);
     e.b.ins().store(mem(), acc, p[3], 0);
     let ok = e.status(0);

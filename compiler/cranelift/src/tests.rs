@@ -32,7 +32,9 @@ block0(v0: u64, v1: u64):
 fn integer_division_edges_never_trap_the_host() {
     let m = module(DIV);
     let cpu = Cpu::new().unwrap();
-    let div = cpu.compile(&m, m.find("div").unwrap(), Shape::Scalar).unwrap();
+    let div = cpu
+        .compile(&m, m.find("div").unwrap(), Shape::Scalar)
+        .unwrap();
     let call = |a, b| div.call(&[Scalar::I32(a), Scalar::I32(b)]);
     assert_eq!(call(-7, 2), Ok(vec![Scalar::I32(-3)]));
     assert_eq!(call(i32::MIN, -1), Ok(vec![Scalar::I32(i32::MIN)]));
@@ -41,7 +43,9 @@ fn integer_division_edges_never_trap_the_host() {
     assert_eq!(e.kernel, "div");
     assert_eq!(e.loc.map(|l| (l.line, l.col)), Some((3, 7)));
 
-    let rem = cpu.compile(&m, m.find("rem").unwrap(), Shape::Scalar).unwrap();
+    let rem = cpu
+        .compile(&m, m.find("rem").unwrap(), Shape::Scalar)
+        .unwrap();
     assert_eq!(
         rem.call(&[Scalar::I64(i64::MIN), Scalar::I64(-1)]),
         Ok(vec![Scalar::I64(0)])
@@ -53,7 +57,9 @@ fn integer_division_edges_never_trap_the_host() {
     let e = rem.call(&[Scalar::I64(5), Scalar::I64(0)]).unwrap_err();
     assert_eq!(e.kind, ErrorKind::RemainderByZero);
 
-    let udiv = cpu.compile(&m, m.find("udiv").unwrap(), Shape::Scalar).unwrap();
+    let udiv = cpu
+        .compile(&m, m.find("udiv").unwrap(), Shape::Scalar)
+        .unwrap();
     assert_eq!(
         udiv.call(&[Scalar::U64(u64::MAX), Scalar::U64(2)]),
         Ok(vec![Scalar::U64(u64::MAX / 2)])
@@ -89,7 +95,9 @@ block0(v0: f64):
 fn loops_run_contiguous_and_strided_operands() {
     let m = module(AXPY);
     let cpu = Cpu::new().unwrap();
-    let f = cpu.compile(&m, m.find("axpy").unwrap(), Shape::Loop).unwrap();
+    let f = cpu
+        .compile(&m, m.find("axpy").unwrap(), Shape::Loop)
+        .unwrap();
     let a = [2.0f64];
     let x: Vec<f64> = (0..10).map(|i| i as f64).collect();
     let y = vec![1.0f64; 10];
@@ -124,7 +132,9 @@ fn loops_run_contiguous_and_strided_operands() {
 fn loop_errors_report_the_element() {
     let m = module(AXPY);
     let cpu = Cpu::new().unwrap();
-    let f = cpu.compile(&m, m.find("halve").unwrap(), Shape::Loop).unwrap();
+    let f = cpu
+        .compile(&m, m.find("halve").unwrap(), Shape::Loop)
+        .unwrap();
     let x = [1i64, 2, 0, 4];
     let mut out = [0i64; 4];
     let ptrs = [x.as_ptr() as *mut u8, out.as_mut_ptr() as *mut u8];
@@ -143,7 +153,9 @@ fn reductions_fold_with_and_without_a_map() {
     let add = m.find("add").unwrap();
     let x: Vec<f64> = (1..=4).map(|i| i as f64).collect();
     let ptrs = [x.as_ptr() as *mut u8];
-    let plain = cpu.compile(&m, add, Shape::Reduce { combine: add }).unwrap();
+    let plain = cpu
+        .compile(&m, add, Shape::Reduce { combine: add })
+        .unwrap();
     // SAFETY: four elements.
     let s = unsafe { plain.run_reduce(Scalar::F64(0.5), 4, &ptrs, &[8]) }.unwrap();
     assert_eq!(s, Scalar::F64(10.5));
@@ -163,10 +175,15 @@ fn cache_reuses_identical_kernels_and_separates_different_ones() {
     let b = cpu.compile(&m1.clone(), id, Shape::Loop).unwrap();
     assert!(Arc::ptr_eq(&a, &b), "same IR, same code");
     let m2 = module(&AXPY.replace("v1: f64 = mul v0, v0", "v1: f64 = add v0, v0"));
-    let c = cpu.compile(&m2, m2.find("sq").unwrap(), Shape::Loop).unwrap();
+    let c = cpu
+        .compile(&m2, m2.find("sq").unwrap(), Shape::Loop)
+        .unwrap();
     assert!(!Arc::ptr_eq(&a, &c), "a changed body is a different entry");
     let d = cpu.compile(&m1, id, Shape::Scalar).unwrap();
-    assert!(!Arc::ptr_eq(&a, &d), "a different shape is a different entry");
+    assert!(
+        !Arc::ptr_eq(&a, &d),
+        "a different shape is a different entry"
+    );
     assert_eq!(cpu.cached(), 3);
 }
 
@@ -189,7 +206,9 @@ block0(v0: i32):
 ",
     );
     let cpu = Cpu::new().unwrap();
-    let f = cpu.compile(&m, m.find("outer").unwrap(), Shape::Scalar).unwrap();
+    let f = cpu
+        .compile(&m, m.find("outer").unwrap(), Shape::Scalar)
+        .unwrap();
     assert_eq!(
         f.call(&[Scalar::I32(5)]),
         Ok(vec![Scalar::I32(2), Scalar::I32(7)])

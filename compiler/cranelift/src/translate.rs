@@ -132,12 +132,7 @@ impl<'m> Unit<'m> {
         Ok(f)
     }
 
-    fn math_fn(
-        &mut self,
-        name: &'static str,
-        ty: cl::Type,
-        arity: usize,
-    ) -> ModResult<FuncId> {
+    fn math_fn(&mut self, name: &'static str, ty: cl::Type, arity: usize) -> ModResult<FuncId> {
         if let Some(&f) = self.math.get(name) {
             return Ok(f);
         }
@@ -190,8 +185,10 @@ impl Emitter<'_, '_, '_> {
         // Reverse post-order puts every block after its dominators, so each value is
         // translated before its uses; unreachable blocks are left out.
         let order = kiln_ir::cfg::reverse_post_order(k);
-        let blocks: HashMap<kiln_ir::Block, cl::Block> =
-            order.iter().map(|&bl| (bl, self.b.create_block())).collect();
+        let blocks: HashMap<kiln_ir::Block, cl::Block> = order
+            .iter()
+            .map(|&bl| (bl, self.b.create_block()))
+            .collect();
         let exit = self.b.create_block();
         for &r in &k.results {
             self.b.append_block_param(exit, cl_type(r));
@@ -234,7 +231,10 @@ impl Emitter<'_, '_, '_> {
         let data = k.inst(inst);
         let loc = k.locs[inst.index()];
         let args_of = |vals: &[Option<cl::Value>], t: &kiln_ir::BlockCall| -> Vec<BlockArg> {
-            t.args.iter().map(|&a| BlockArg::Value(get(vals, a))).collect()
+            t.args
+                .iter()
+                .map(|&a| BlockArg::Value(get(vals, a)))
+                .collect()
         };
         let results: Vec<cl::Value> = match &data.kind {
             InstKind::Const(c) => vec![self.constant(*c)],
@@ -248,10 +248,16 @@ impl Emitter<'_, '_, '_> {
                 vec![self.binary(*op, ty, bty, get(vals, *a), get(vals, *b), loc)?]
             }
             InstKind::Fma(a, b, c) => {
-                vec![self.b.ins().fma(get(vals, *a), get(vals, *b), get(vals, *c))]
+                vec![self
+                    .b
+                    .ins()
+                    .fma(get(vals, *a), get(vals, *b), get(vals, *c))]
             }
             InstKind::Select(c, a, b) => {
-                vec![self.b.ins().select(get(vals, *c), get(vals, *a), get(vals, *b))]
+                vec![self
+                    .b
+                    .ins()
+                    .select(get(vals, *c), get(vals, *a), get(vals, *b))]
             }
             InstKind::Cast(x) => {
                 let from = k.value_type(*x);
@@ -311,7 +317,12 @@ impl Emitter<'_, '_, '_> {
         }
     }
 
-    fn call_math(&mut self, name: &'static str, ty: cl::Type, args: &[cl::Value]) -> Result<cl::Value> {
+    fn call_math(
+        &mut self,
+        name: &'static str,
+        ty: cl::Type,
+        args: &[cl::Value],
+    ) -> Result<cl::Value> {
         let f = self.unit.math_fn(name, ty, args.len())?;
         let fref = self.unit.jit.declare_func_in_func(f, self.b.func);
         let call = self.b.ins().call(fref, args);
@@ -527,8 +538,7 @@ impl Emitter<'_, '_, '_> {
             .ins()
             .brif(ok, cont, &[], self.trap, &[BlockArg::Value(status)]);
         self.b.switch_to_block(cont);
-        Ok(k
-            .results
+        Ok(k.results
             .iter()
             .enumerate()
             .map(|(i, &t)| {

@@ -38,7 +38,9 @@ pub enum ErrorKind {
     #[error("calls nested too deeply")]
     CallDepth,
     /// A back end failed to compile the kernel: always a Kiln bug.
-    #[error("internal error: the back end could not compile this kernel (a Kiln bug; please report it)")]
+    #[error(
+        "internal error: the back end could not compile this kernel (a Kiln bug; please report it)"
+    )]
     Internal,
 }
 

@@ -1,0 +1,459 @@
+//! The embedding API: compile Kiln source once, run its ufuncs and reductions over
+//! `ndarray` arrays on every core.
+//!
+//! ```
+//! use ndarray::Array1;
+//! use kiln::{Arg, Jit};
+//!
+//! let jit = Jit::new()?;
+//! let m = jit.compile("demo.kl", "
+//!     ufunc axpy<T: float>(a: T, x: T, y: T) -> T { a * x + y }
+//!     reduce add<T: num>(a: T, b: T) -> T identity 0 { a + b }
+//! ")?;
+//! let x = Array1::linspace(0.0, 1.0, 5);
+//! let y = Array1::from_elem(5, 1.0);
+//! // Dynamic dtypes: the specialisation is picked from the arguments (here axpy<f64>).
+//! let z = m.ufunc("axpy")?.call(&[2.0.into(), (&x).into(), (&y).into()])?;
+//! assert_eq!(z[0].to_scalars()[4], kiln::Scalar::F64(3.0));
+//! // A typed handle resolves the specialisation and the native code once.
+//! let axpy = m.ufunc("axpy")?.typed::<f64>(&[kiln::ScalarType::F64; 3])?;
+//! let z = axpy.call(&[2.0.into(), (&x).into(), (&y).into()])?;
+//! assert_eq!(z[[4]], 3.0);
+//! // Reductions: whole array or along an axis.
+//! let s = m.reduction("add")?.reduce(&z)?;
+//! assert_eq!(s, kiln::Scalar::F64(10.0));
+//! # Ok::<(), kiln::Error>(())
+//! ```
+//!
+//! Errors render with their source: a compile error shows the diagnostic, a kernel failure
+//! names the kernel, the source location and the element.
+
+use std::sync::Arc;
+
+use kiln_ir::{KernelId, Scalar, ScalarType};
+use kiln_runtime::{Arg, DynArray, DynView, DynViewMut, Element, Executor, InnerLoop, Threads};
+use ndarray::{ArrayD, ArrayViewMutD};
+
+use crate::{Compiled, Error};
+
+/// The JIT: a back end and a thread pool. Cheap to clone.
+#[derive(Clone)]
+pub struct Jit {
+    exec: Arc<dyn Executor>,
+    threads: Threads,
+}
+
+impl std::fmt::Debug for Jit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jit")
+            .field("backend", &self.exec.name())
+            .field("threads", &self.threads.count())
+            .finish()
+    }
+}
+
+impl Jit {
+    /// The Cranelift JIT for this CPU, with `KILN_NUM_THREADS` threads (default: one per
+    /// CPU).
+    pub fn new() -> Result<Jit, Error> {
+        let threads = Threads::from_env().map_err(Error::Usage)?;
+        Jit::with_executor(Arc::new(cpu()?), threads)
+    }
+
+    /// The Cranelift JIT with `n` threads.
+    pub fn with_threads(n: usize) -> Result<Jit, Error> {
+        Jit::with_executor(Arc::new(cpu()?), Threads::new(n).map_err(Error::Usage)?)
+    }
+
+    /// Any executor (the reference interpreter, say) with a thread pool.
+    pub fn with_executor(exec: Arc<dyn Executor>, threads: Threads) -> Result<Jit, Error> {
+        Ok(Jit { exec, threads })
+    }
+
+    /// The number of threads array calls use.
+    pub fn threads(&self) -> usize {
+        self.threads.count()
+    }
+
+    /// The executor's name (`cpu`, `interp`).
+    pub fn backend(&self) -> &str {
+        self.exec.name()
+    }
+
+    /// Compiles a source file. Every independent error is reported, as one
+    /// [`Error::Compile`] that renders the diagnostics.
+    pub fn compile(&self, name: &str, src: &str) -> Result<JitModule, Error> {
+        let compiled = crate::compile(name, src)?;
+        Ok(JitModule {
+            compiled: Arc::new(compiled),
+            jit: self.clone(),
+        })
+    }
+}
+
+fn cpu() -> Result<kiln_runtime::Cpu, Error> {
+    kiln_runtime::Cpu::new().map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// A compiled source file, ready to run. `Send + Sync`: share it between threads.
+#[derive(Clone)]
+pub struct JitModule {
+    compiled: Arc<Compiled>,
+    jit: Jit,
+}
+
+impl std::fmt::Debug for JitModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitModule")
+            .field("compiled", &self.compiled)
+            .field("jit", &self.jit)
+            .finish()
+    }
+}
+
+impl JitModule {
+    /// The compiled program (IR, optimised IR, checked items).
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+
+    /// The executor and threads this module runs on.
+    pub fn jit(&self) -> &Jit {
+        &self.jit
+    }
+
+    fn module(&self) -> &kiln_ir::Module {
+        if self.jit.exec.wants_optimized() {
+            &self.compiled.optimized
+        } else {
+            &self.compiled.module
+        }
+    }
+
+    /// Calls any `fn` or `ufunc` with scalars.
+    pub fn call(&self, name: &str, args: &[Scalar]) -> Result<Vec<Scalar>, Error> {
+        self.compiled.call_on(self.jit.exec.as_ref(), name, args)
+    }
+
+    /// The ufunc `name`.
+    pub fn ufunc(&self, name: &str) -> Result<Ufunc<'_>, Error> {
+        self.item_of_kind(name, kiln_syntax::ast::ItemKind::Ufunc, "ufunc")?;
+        Ok(Ufunc {
+            module: self,
+            name: name.to_string(),
+        })
+    }
+
+    /// The reduction `name` (a `reduce` item).
+    pub fn reduction(&self, name: &str) -> Result<Reduction<'_>, Error> {
+        self.item_of_kind(name, kiln_syntax::ast::ItemKind::Reduce, "reduce")?;
+        Ok(Reduction {
+            module: self,
+            name: name.to_string(),
+        })
+    }
+
+    fn item_of_kind(
+        &self,
+        name: &str,
+        kind: kiln_syntax::ast::ItemKind,
+        word: &str,
+    ) -> Result<(), Error> {
+        match self.compiled.program.item(name) {
+            Some((_, item)) if item.kind == kind => Ok(()),
+            Some((_, item)) => Err(Error::Usage(format!(
+                "`{name}` is a {}, not a {word}",
+                kind_word(item.kind)
+            ))),
+            None => Err(Error::Usage(format!(
+                "{} has no {word} named `{name}`",
+                self.compiled.name
+            ))),
+        }
+    }
+
+    /// The specialisation of item `name` for arguments of `dtypes`.
+    fn resolve(
+        &self,
+        name: &str,
+        dtypes: &[ScalarType],
+    ) -> Result<(KernelId, Vec<ScalarType>), Error> {
+        let (_, item) = self
+            .compiled
+            .program
+            .item(name)
+            .ok_or_else(|| Error::Usage(format!("no item named `{name}`")))?;
+        let targs = crate::infer_type_args_of(item, dtypes).ok_or_else(|| {
+            let tys: Vec<&str> = dtypes.iter().map(|t| t.name()).collect();
+            Error::Usage(format!(
+                "`{name}` cannot be called with ({}): {}",
+                tys.join(", "),
+                signature(item)
+            ))
+        })?;
+        let id = self
+            .compiled
+            .kernel(name, &targs)
+            .ok_or_else(|| Error::Usage(format!("`{name}` has no specialisation for {targs:?}")))?;
+        Ok((id, targs))
+    }
+
+    fn runtime_error(&self, e: kiln_runtime::Error) -> Error {
+        match e {
+            kiln_runtime::Error::Usage(msg) => Error::Usage(msg),
+            kiln_runtime::Error::Kernel { error, index } => Error::Element {
+                error,
+                file: Some(self.compiled.name.clone()),
+                index,
+            },
+        }
+    }
+}
+
+fn kind_word(kind: kiln_syntax::ast::ItemKind) -> &'static str {
+    use kiln_syntax::ast::ItemKind;
+    match kind {
+        ItemKind::Fn => "fn",
+        ItemKind::Ufunc => "ufunc",
+        ItemKind::Reduce => "reduce",
+        ItemKind::Gufunc => "gufunc",
+        ItemKind::Kernel => "kernel",
+    }
+}
+
+fn signature(item: &kiln_front::CheckedItem) -> String {
+    let params: Vec<String> = item
+        .params
+        .iter()
+        .map(|(n, t, _)| format!("{n}: {t}"))
+        .collect();
+    format!("it takes ({})", params.join(", "))
+}
+
+/// The dtypes of arguments, with `Arg::Out(k)` taking output `k`'s dtype.
+fn arg_dtypes(args: &[Arg], outs: &[ScalarType]) -> Result<Vec<ScalarType>, Error> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Out(k) => outs.get(*k).copied().ok_or_else(|| {
+                Error::Usage(format!("an argument reads output {k}, which is not given"))
+            }),
+            other => Ok(other.dtype().expect("arrays and scalars have a dtype")),
+        })
+        .collect()
+}
+
+/// A ufunc of a [`JitModule`], dtype-dynamic: each call picks the specialisation from its
+/// arguments' dtypes (compiled on first use, then cached).
+#[derive(Clone, Debug)]
+pub struct Ufunc<'m> {
+    module: &'m JitModule,
+    name: String,
+}
+
+impl<'m> Ufunc<'m> {
+    /// Applies the ufunc elementwise with NumPy broadcasting; returns one fresh array per
+    /// output.
+    pub fn call(&self, args: &[Arg]) -> Result<Vec<DynArray>, Error> {
+        let dtypes = arg_dtypes(args, &[])?;
+        let (id, _) = self.module.resolve(&self.name, &dtypes)?;
+        let m = self.module.module();
+        kiln_runtime::map(
+            self.module.jit.exec.as_ref(),
+            m,
+            id,
+            args,
+            None,
+            &self.module.jit.threads,
+        )
+        .map_err(|e| self.module.runtime_error(e))
+    }
+
+    /// Like [`Ufunc::call`], writing into `outs` (one per output, of the broadcast shape).
+    /// `Arg::Out(k)` as an argument reads output `k`, so `x = f(x)` runs in place.
+    pub fn call_into(&self, args: &[Arg], outs: &mut [DynViewMut]) -> Result<(), Error> {
+        let out_types: Vec<ScalarType> = outs.iter().map(|o| o.dtype()).collect();
+        let dtypes = arg_dtypes(args, &out_types)?;
+        let (id, _) = self.module.resolve(&self.name, &dtypes)?;
+        let m = self.module.module();
+        kiln_runtime::map(
+            self.module.jit.exec.as_ref(),
+            m,
+            id,
+            args,
+            Some(outs),
+            &self.module.jit.threads,
+        )
+        .map(|_| ())
+        .map_err(|e| self.module.runtime_error(e))
+    }
+
+    /// A handle for arguments of `dtypes` whose (single) output has type `T`: the
+    /// specialisation and its native loop are resolved now, so calls only check shapes.
+    pub fn typed<T: Element>(&self, dtypes: &[ScalarType]) -> Result<TypedUfunc<'m, T>, Error> {
+        let (id, _) = self.module.resolve(&self.name, dtypes)?;
+        let m = self.module.module();
+        let results = &m.kernel(id).results;
+        if results.as_slice() != [T::DTYPE] {
+            return Err(Error::Usage(format!(
+                "`{}` for ({}) returns {results:?}, not {}",
+                self.name,
+                dtypes
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                T::DTYPE
+            )));
+        }
+        let inner = self
+            .module
+            .jit
+            .exec
+            .inner_loop(m, id)
+            .map_err(|error| Error::Runtime {
+                error,
+                file: Some(self.module.compiled.name.clone()),
+            })?;
+        Ok(TypedUfunc {
+            module: self.module,
+            id,
+            inner,
+            _out: std::marker::PhantomData,
+        })
+    }
+}
+
+/// A ufunc specialised for fixed argument dtypes with one output of type `T`
+/// ([`Ufunc::typed`]): no lookup, type inference or cache access per call.
+pub struct TypedUfunc<'m, T> {
+    module: &'m JitModule,
+    id: KernelId,
+    inner: Box<dyn InnerLoop + 'm>,
+    _out: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Element> TypedUfunc<'_, T> {
+    /// Applies the ufunc; returns a fresh array.
+    pub fn call(&self, args: &[Arg]) -> Result<ArrayD<T>, Error> {
+        let m = self.module.module();
+        let out = kiln_runtime::map_with(
+            m,
+            self.id,
+            self.inner.as_ref(),
+            args,
+            None,
+            &self.module.jit.threads,
+        )
+        .map_err(|e| self.module.runtime_error(e))?;
+        Ok(T::unwrap(out.into_iter().next().expect("one output")).expect("checked output dtype"))
+    }
+
+    /// Applies the ufunc into `out` (of the broadcast shape).
+    pub fn call_into(&self, args: &[Arg], out: ArrayViewMutD<'_, T>) -> Result<(), Error> {
+        let m = self.module.module();
+        let mut outs = [T::wrap_view_mut(out)];
+        kiln_runtime::map_with(
+            m,
+            self.id,
+            self.inner.as_ref(),
+            args,
+            Some(&mut outs),
+            &self.module.jit.threads,
+        )
+        .map(|_| ())
+        .map_err(|e| self.module.runtime_error(e))
+    }
+}
+
+/// A reduction of a [`JitModule`]. Results are bit-identical for any thread count.
+#[derive(Clone, Debug)]
+pub struct Reduction<'m> {
+    module: &'m JitModule,
+    name: String,
+}
+
+impl Reduction<'_> {
+    fn kernels(&self, dtype: ScalarType) -> Result<(KernelId, KernelId), Error> {
+        let (combine, targs) = self.module.resolve(&self.name, &[dtype, dtype])?;
+        let identity = self
+            .module
+            .compiled
+            .identity(&self.name, &targs)
+            .ok_or_else(|| Error::Usage(format!("`{}` has no identity kernel", self.name)))?;
+        Ok((combine, identity))
+    }
+
+    /// Reduces every element of `x`.
+    pub fn reduce<'a>(&self, x: impl Into<DynView<'a>>) -> Result<Scalar, Error> {
+        let x = x.into();
+        let (combine, identity) = self.kernels(x.dtype())?;
+        kiln_runtime::reduce_all(
+            self.module.jit.exec.as_ref(),
+            self.module.module(),
+            combine,
+            identity,
+            None,
+            &[Arg::Array(x)],
+            &self.module.jit.threads,
+        )
+        .map_err(|e| self.module.runtime_error(e))
+    }
+
+    /// Reduces `x` along `axis`; the result has `x`'s shape without it.
+    pub fn reduce_axis<'a>(
+        &self,
+        x: impl Into<DynView<'a>>,
+        axis: usize,
+    ) -> Result<DynArray, Error> {
+        let x = x.into();
+        let (combine, identity) = self.kernels(x.dtype())?;
+        kiln_runtime::reduce_axis(
+            self.module.jit.exec.as_ref(),
+            self.module.module(),
+            combine,
+            identity,
+            &x,
+            axis,
+            &self.module.jit.threads,
+        )
+        .map_err(|e| self.module.runtime_error(e))
+    }
+
+    /// Applies `map` (a ufunc with one output) to `args` and reduces its results in one
+    /// pass, without materialising them: `sum(x * x)` as `add.map_reduce(sq, [x])`.
+    pub fn map_reduce(&self, map: &Ufunc, args: &[Arg]) -> Result<Scalar, Error> {
+        let dtypes = arg_dtypes(args, &[])?;
+        let (map_id, _) = self.module.resolve(&map.name, &dtypes)?;
+        let m = self.module.module();
+        let out = m.kernel(map_id).results.clone();
+        let [acc] = out.as_slice() else {
+            return Err(Error::Usage(format!(
+                "`{}` must have exactly one output to be reduced",
+                map.name
+            )));
+        };
+        let (combine, identity) = self.kernels(*acc)?;
+        kiln_runtime::reduce_all(
+            self.module.jit.exec.as_ref(),
+            m,
+            combine,
+            identity,
+            Some(map_id),
+            args,
+            &self.module.jit.threads,
+        )
+        .map_err(|e| self.module.runtime_error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modules_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<JitModule>();
+        check::<Jit>();
+    }
+}
