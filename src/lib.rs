@@ -35,7 +35,9 @@ pub use kiln_front::{Diag, Program};
 pub use kiln_interp::RuntimeError;
 pub use kiln_ir as ir;
 pub use kiln_ir::{KernelId, Module, Scalar, ScalarType};
-pub use kiln_runtime::{Arg, Cpu, DynArray, DynView, DynViewMut, Element, Executor, Interpreter};
+pub use kiln_runtime::{
+    Arg, Cpu, DynArray, DynView, DynViewMut, Element, Executor, Interpreter, Threads,
+};
 pub use ndarray;
 
 /// Diagnostics with the sources they point into, ready to render.
@@ -303,6 +305,15 @@ impl Compiled {
             files: self.files.clone(),
             diags,
         }
+    }
+
+    /// A runtime error at element `index` of an array call, as a diagnostic.
+    pub fn runtime_diagnostic_at(&self, e: &RuntimeError, index: &[usize]) -> Option<Diagnostics> {
+        let mut d = self.runtime_diagnostic(e)?;
+        if let Some(last) = d.diags.last_mut() {
+            last.notes.push(format!("at element {index:?} of the array operation"));
+        }
+        Some(d)
     }
 
     /// A runtime error as a diagnostic pointing into this file's source, when it has a

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use kiln::ir::KernelKind;
 use kiln::{Error, Executor, Interpreter, ScalarType};
+use kiln_cranelift::Shape;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +24,8 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Backend {
+    /// Native code from the Cranelift JIT.
+    Cpu,
     /// The reference interpreter.
     Interp,
 }
@@ -34,6 +38,11 @@ enum Stage {
     Ir,
     /// IR after the optimisation pipeline.
     Opt,
+    /// Cranelift IR of the native entry points (a ufunc's loop, a reduction's loop, a
+    /// `fn`'s scalar entry).
+    Clif,
+    /// Disassembled machine code of the same.
+    Asm,
 }
 
 #[derive(Subcommand)]
@@ -41,9 +50,10 @@ enum Command {
     /// Run a script's top-level statements (`-` reads standard input).
     Run {
         file: PathBuf,
-        #[arg(long, value_enum, default_value = "interp")]
+        #[arg(long, value_enum, default_value = "cpu")]
         backend: Backend,
-        /// Stop a kernel call after this many IR instructions (default: no limit).
+        /// Interpreter only: stop a kernel call after this many IR instructions (default:
+        /// no limit). Native code has no budget.
         #[arg(long)]
         fuel: Option<u64>,
     },
@@ -100,6 +110,10 @@ fn read_source(path: &Path) -> Result<(String, String), Error> {
     }
 }
 
+fn cpu() -> Result<kiln::Cpu, Error> {
+    kiln::Cpu::new().map_err(|e| Error::Usage(e.to_string()))
+}
+
 fn run_script(name: &str, src: &str, exec: &dyn Executor) -> Result<(), Error> {
     let compiled = kiln::compile(name, src)?;
     let mut ev = kiln::script::Evaluator::new(&compiled, exec);
@@ -111,6 +125,12 @@ fn run_script(name: &str, src: &str, exec: &dyn Executor) -> Result<(), Error> {
                 return Err(Error::Compile(d));
             }
             Err(Error::Runtime { error, file })
+        }
+        Err(Error::Element { error, file, index }) => {
+            if let Some(d) = compiled.runtime_diagnostic_at(&error, &index) {
+                return Err(Error::Compile(d));
+            }
+            Err(Error::Element { error, file, index })
         }
         other => other,
     }
@@ -138,11 +158,22 @@ fn emit(
     }
     let compiled = kiln::compile(name, src)?;
     let module = match stage {
-        Stage::Opt => &compiled.optimized,
-        _ => &compiled.module,
+        Stage::Ir => &compiled.module,
+        _ => &compiled.optimized,
     };
     let Some(item_name) = item else {
-        return Ok(kiln_ir::write_module(module));
+        return match stage {
+            Stage::Clif | Stage::Asm => {
+                let mut out = String::new();
+                for (i, k) in module.kernels.iter().enumerate() {
+                    if matches!(k.kind, KernelKind::Fn | KernelKind::Ufunc | KernelKind::Reduce) {
+                        out.push_str(&native(stage, module, kiln::KernelId::new(i))?);
+                    }
+                }
+                Ok(out)
+            }
+            _ => Ok(kiln_ir::write_module(module)),
+        };
     };
     let (_, it) = compiled
         .program
@@ -174,7 +205,37 @@ fn emit(
     let id = compiled.kernel(item_name, &targs).ok_or_else(|| {
         Error::Usage(format!("`{item_name}` has no specialisation for {targs:?}"))
     })?;
-    Ok(kiln_ir::write_kernel(module.kernel(id)))
+    match stage {
+        Stage::Clif | Stage::Asm => native(stage, module, id),
+        _ => Ok(kiln_ir::write_kernel(module.kernel(id))),
+    }
+}
+
+/// The Cranelift IR or machine code of kernel `id`'s native entry point: a ufunc's loop,
+/// a reduction's loop, or a `fn`'s scalar entry.
+fn native(stage: Stage, module: &kiln::Module, id: kiln::KernelId) -> Result<String, Error> {
+    let cpu = kiln_cranelift::Cpu::new().map_err(|e| Error::Usage(e.to_string()))?;
+    let k = module.kernel(id);
+    let (shape, what) = match k.kind {
+        KernelKind::Ufunc => (Shape::Loop, "ufunc loop"),
+        KernelKind::Reduce => (Shape::Reduce { combine: id }, "reduction loop"),
+        _ => (Shape::Scalar, "scalar entry"),
+    };
+    let listing = cpu
+        .listing(module, id, shape)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let body = match stage {
+        Stage::Asm => listing.asm,
+        _ => listing.clif,
+    };
+    Ok(format!("; {} `{}` ({}, {})\n{body}", what, k.name, cpu.target(), stage_name(stage)))
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Asm => "machine code",
+        _ => "Cranelift IR",
+    }
 }
 
 fn test(dir: &Path, bless: bool) -> Result<bool, Error> {
@@ -213,7 +274,7 @@ fn real_main() -> Result<bool, Error> {
                 return Ok(true);
             }
             let (name, src) = read_source(Path::new("-"))?;
-            run_script(&name, &src, &Interpreter::new(u64::MAX))?;
+            run_script(&name, &src, &cpu()?)?;
             Ok(true)
         }
         Some(Command::Run {
@@ -222,10 +283,11 @@ fn real_main() -> Result<bool, Error> {
             fuel,
         }) => {
             let (name, src) = read_source(&file)?;
-            let exec = match backend {
-                Backend::Interp => Interpreter::new(fuel.unwrap_or(u64::MAX)),
+            let exec: Box<dyn Executor> = match backend {
+                Backend::Cpu => Box::new(cpu()?),
+                Backend::Interp => Box::new(Interpreter::new(fuel.unwrap_or(u64::MAX))),
             };
-            run_script(&name, &src, &exec)?;
+            run_script(&name, &src, exec.as_ref())?;
             Ok(true)
         }
         Some(Command::Check { file }) => {

@@ -10,21 +10,59 @@
 //!   variables it reads. Thunks are compiled once per expression and cached;
 //! - `if`, `while`, `for` and blocks at statement level are walked here, so `print` may
 //!   appear inside them; their conditions are expressions like any other.
+//!
+//! **Arrays.** The checker types an array by its element type, so an expression that reads
+//! arrays is checked as if on one element. When it runs and any variable it reads holds an
+//! array, its thunk is applied elementwise over the arrays and scalars with broadcasting
+//! (`kiln_runtime::map`), one fused pass for the whole expression. The array builtins
+//! (`linspace`, `reduce`, `load`, …) are evaluated first, their results taking the place of
+//! the call in the thunk.
 
 use std::collections::HashMap;
 use std::io::Write;
 
-use kiln_front::typed::{LocalId, LocalInfo, TExpr, TExprKind, TLit, TStmt};
+use kiln_front::typed::{
+    ArrayFn, LocalId, LocalInfo, LocalOrigin, TExpr, TExprKind, TLit, TStmt,
+};
 use kiln_front::{Lowerer, Ty};
-use kiln_ir::{KernelId, Module, Scalar};
-use kiln_runtime::Executor;
+use kiln_ir::{KernelId, Module, Scalar, ScalarType};
+use kiln_runtime::{Arg, DynArray, Executor, Threads};
 
 use crate::{Compiled, Error};
+
+mod arrays;
+pub use arrays::{format_arrays, random_f64};
+
+/// A script value: scalars (several for a tuple), or arrays (several for a tuple of
+/// arrays, as a ufunc with several outputs gives).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    /// Scalars.
+    S(Vec<Scalar>),
+    /// Arrays.
+    A(Vec<DynArray>),
+}
+
+impl Val {
+    fn part(&self, i: usize) -> Val {
+        match self {
+            Val::S(v) => Val::S(v.get(i).copied().into_iter().collect()),
+            Val::A(v) => Val::A(v.get(i).cloned().into_iter().collect()),
+        }
+    }
+}
 
 struct Thunk {
     module: Module,
     kernel: KernelId,
     params: Vec<LocalId>,
+}
+
+/// An expression that reads arrays: its thunk (over the script's locals and one extra local
+/// per array builtin it contains) and those builtin calls.
+struct Elementwise<'c> {
+    thunk: Thunk,
+    temps: Vec<(LocalId, &'c TExpr)>,
 }
 
 enum Flow {
@@ -38,8 +76,12 @@ pub struct Evaluator<'c> {
     c: &'c Compiled,
     exec: &'c dyn Executor,
     locals: &'c [LocalInfo],
-    values: HashMap<LocalId, Vec<Scalar>>,
+    values: HashMap<LocalId, Val>,
     thunks: HashMap<*const TExpr, Thunk>,
+    elementwise: HashMap<*const TExpr, Elementwise<'c>>,
+    /// Free locals and whether the expression contains an array builtin, per expression.
+    reads: HashMap<*const TExpr, (Vec<LocalId>, bool)>,
+    threads: Option<Threads>,
     /// The kernel each call expression calls, looked up once.
     callees: HashMap<*const TExpr, KernelId>,
     /// Script statements and loop iterations left before the script stops with
@@ -71,6 +113,9 @@ impl<'c> Evaluator<'c> {
             locals: &c.program.script.locals,
             values: HashMap::new(),
             thunks: HashMap::new(),
+            elementwise: HashMap::new(),
+            reads: HashMap::new(),
+            threads: None,
             callees: HashMap::new(),
             steps: u64::MAX,
         }
@@ -95,9 +140,69 @@ impl<'c> Evaluator<'c> {
         Ok(())
     }
 
-    /// The current value of a script local.
+    /// Runs array calls on `threads` (default: `KILN_NUM_THREADS`, or one per CPU).
+    pub fn with_threads(mut self, threads: Threads) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The current value of a script local, if it holds scalars.
     pub fn value(&self, l: LocalId) -> Option<&[Scalar]> {
-        self.values.get(&l).map(Vec::as_slice)
+        match self.values.get(&l)? {
+            Val::S(v) => Some(v),
+            Val::A(_) => None,
+        }
+    }
+
+    /// The current value of a script local.
+    pub fn val(&self, l: LocalId) -> Option<&Val> {
+        self.values.get(&l)
+    }
+
+    fn threads(&mut self) -> Result<Threads, Error> {
+        if self.threads.is_none() {
+            self.threads = Some(Threads::from_env().map_err(Error::Usage)?);
+        }
+        Ok(self.threads.clone().expect("just set"))
+    }
+
+    fn module(&self) -> &'c Module {
+        if self.exec.wants_optimized() {
+            &self.c.optimized
+        } else {
+            &self.c.module
+        }
+    }
+
+    /// An error at `span` of the script, shown like a diagnostic.
+    fn fail(&self, span: kiln_syntax::Span, msg: impl Into<String>, label: &str) -> Error {
+        Error::Compile(
+            self.c
+                .diagnostics(vec![kiln_front::diag::error(0, span, msg, label)]),
+        )
+    }
+
+    fn array_error(&self, e: kiln_runtime::Error, span: kiln_syntax::Span) -> Error {
+        match e {
+            kiln_runtime::Error::Usage(msg) => self.fail(span, msg, "in this expression"),
+            kiln_runtime::Error::Kernel { error, index } => Error::Element {
+                error,
+                file: Some(self.c.name.clone()),
+                index,
+            },
+        }
+    }
+
+    /// Evaluates `e` to scalars; an array is an error (conditions, loop bounds).
+    fn eval_scalar(&mut self, e: &'c TExpr, what: &str) -> Result<Vec<Scalar>, Error> {
+        match self.eval_val(e)? {
+            Val::S(v) => Ok(v),
+            Val::A(_) => Err(self.fail(
+                e.span,
+                format!("{what} is an array; it must be a scalar"),
+                "an array",
+            )),
+        }
     }
 
     /// Runs every statement of the script, writing `print` output to `out`.
@@ -125,12 +230,37 @@ impl<'c> Evaluator<'c> {
         }
     }
 
-    /// Evaluates an expression of the script.
+    /// Evaluates an expression of the script to scalars (an array is an error).
     pub fn eval(&mut self, e: &'c TExpr) -> Result<Vec<Scalar>, Error> {
+        self.eval_scalar(e, "the value")
+    }
+
+    /// Evaluates an expression of the script.
+    pub fn eval_val(&mut self, e: &'c TExpr) -> Result<Val, Error> {
+        let key = e as *const TExpr;
+        if !self.reads.contains_key(&key) {
+            let mut has_array_fn = false;
+            kiln_front::lower::visit(e, &mut |x| {
+                has_array_fn |= matches!(x.kind, TExprKind::Array(..));
+            });
+            self.reads
+                .insert(key, (kiln_front::lower::free_locals(e), has_array_fn));
+        }
+        let (free, has_array_fn) = &self.reads[&key];
+        let reads_array = free
+            .iter()
+            .any(|l| matches!(self.values.get(l), Some(Val::A(_))));
+        if *has_array_fn || reads_array {
+            return self.eval_elementwise(e);
+        }
+        self.eval_scalars(e).map(Val::S)
+    }
+
+    fn eval_scalars(&mut self, e: &'c TExpr) -> Result<Vec<Scalar>, Error> {
         if let TExprKind::Call(id, targs, args) = &e.kind {
             let mut vals = Vec::new();
             for a in args {
-                vals.extend(self.eval(a)?);
+                vals.extend(self.eval_scalars(a)?);
             }
             let key = e as *const TExpr;
             let k = match self.callees.get(&key) {
@@ -160,17 +290,23 @@ impl<'c> Evaluator<'c> {
         let t = &self.thunks[&key];
         let mut args = Vec::new();
         for l in &t.params {
-            args.extend(self.values.get(l).cloned().unwrap_or_default());
+            if let Some(Val::S(v)) = self.values.get(l) {
+                args.extend(v.iter().copied());
+            }
         }
         self.exec
             .call(&t.module, t.kernel, &args)
             .map_err(|e| self.runtime(e))
     }
 
-    fn compile_thunk(&self, e: &'c TExpr) -> Result<Thunk, Error> {
+    fn compile_thunk(&self, e: &TExpr) -> Result<Thunk, Error> {
+        self.compile_thunk_with(e, self.locals)
+    }
+
+    fn compile_thunk_with(&self, e: &TExpr, locals: &[LocalInfo]) -> Result<Thunk, Error> {
         let mut lw = Lowerer::new(&self.c.program);
         let (kernel, params) = lw
-            .thunk("<script>", self.locals, e)
+            .thunk("<script>", locals, e)
             .map_err(|d| Error::Compile(self.c.diagnostics(d)))?;
         let mut module = lw.finish();
         kiln_ir::verify(&module)?;
@@ -192,19 +328,19 @@ impl<'c> Evaluator<'c> {
                 destructure,
                 value,
             } => {
-                let vals = self.eval(value)?;
+                let val = self.eval_val(value)?;
                 if *destructure {
-                    for (l, v) in locals.iter().zip(vals) {
-                        self.values.insert(*l, vec![v]);
+                    for (i, l) in locals.iter().enumerate() {
+                        self.values.insert(*l, val.part(i));
                     }
                 } else if let Some(l) = locals.first() {
-                    self.values.insert(*l, vals);
+                    self.values.insert(*l, val);
                 }
                 Ok(Flow::Next)
             }
             TStmt::Assign(l, value) => {
-                let vals = self.eval(value)?;
-                self.values.insert(*l, vals);
+                let val = self.eval_val(value)?;
+                self.values.insert(*l, val);
                 Ok(Flow::Next)
             }
             TStmt::Print(args, _) => {
@@ -212,10 +348,10 @@ impl<'c> Evaluator<'c> {
                 for a in args {
                     match &a.kind {
                         TExprKind::Lit(TLit::Str(s)) => parts.push(s.clone()),
-                        _ => {
-                            let v = self.eval(a)?;
-                            parts.push(format_value(&a.ty, &v));
-                        }
+                        _ => match self.eval_val(a)? {
+                            Val::S(v) => parts.push(format_value(&a.ty, &v)),
+                            Val::A(arrays) => parts.push(format_arrays(&arrays)),
+                        },
                     }
                 }
                 writeln!(out, "{}", parts.join(" ")).map_err(|error| Error::Io {
@@ -245,7 +381,7 @@ impl<'c> Evaluator<'c> {
                 }
             }
             TExprKind::If(c, t, els) => {
-                if self.eval(c)? == [Scalar::Bool(true)] {
+                if self.eval_scalar(c, "the condition")? == [Scalar::Bool(true)] {
                     self.stmt_expr(t, out)
                 } else if let Some(e) = els {
                     self.stmt_expr(e, out)
@@ -254,7 +390,7 @@ impl<'c> Evaluator<'c> {
                 }
             }
             TExprKind::While(c, body) => {
-                while self.eval(c)? == [Scalar::Bool(true)] {
+                while self.eval_scalar(c, "the condition")? == [Scalar::Bool(true)] {
                     self.step()?;
                     if let Flow::Break = self.stmt_expr(body, out)? {
                         break;
@@ -273,8 +409,8 @@ impl<'c> Evaluator<'c> {
                     Some(Scalar::I64(x)) => *x,
                     _ => 0,
                 };
-                let start = as_i64(self.eval(start)?);
-                let end = as_i64(self.eval(end)?);
+                let start = as_i64(self.eval_scalar(start, "the range's start")?);
+                let end = as_i64(self.eval_scalar(end, "the range's end")?);
                 let mut i = start;
                 loop {
                     let go = if *inclusive { i <= end } else { i < end };
@@ -282,7 +418,7 @@ impl<'c> Evaluator<'c> {
                         break;
                     }
                     self.step()?;
-                    self.values.insert(*var, vec![Scalar::I64(i)]);
+                    self.values.insert(*var, Val::S(vec![Scalar::I64(i)]));
                     if let Flow::Break = self.stmt_expr(body, out)? {
                         break;
                     }
@@ -294,7 +430,7 @@ impl<'c> Evaluator<'c> {
                 Ok(Flow::Next)
             }
             _ => {
-                self.eval(e)?;
+                self.eval_val(e)?;
                 Ok(Flow::Next)
             }
         }

@@ -274,7 +274,7 @@ fn assigned_locals(e: &TExpr) -> Vec<LocalId> {
 }
 
 /// Pre-order visit of every expression in `e` (statements' expressions included).
-fn visit(e: &TExpr, f: &mut dyn FnMut(&TExpr)) {
+pub fn visit(e: &TExpr, f: &mut dyn FnMut(&TExpr)) {
     f(e);
     match &e.kind {
         TExprKind::Lit(_)
@@ -288,7 +288,10 @@ fn visit(e: &TExpr, f: &mut dyn FnMut(&TExpr)) {
             visit(a, f);
             visit(b, f);
         }
-        TExprKind::Builtin(_, args) | TExprKind::Call(_, _, args) | TExprKind::Tuple(args) => {
+        TExprKind::Builtin(_, args)
+        | TExprKind::Call(_, _, args)
+        | TExprKind::Tuple(args)
+        | TExprKind::Array(_, args) => {
             for a in args {
                 visit(a, f);
             }
@@ -686,6 +689,10 @@ impl<'l, 'p> Fx<'l, 'p> {
             }
             TExprKind::Error => {
                 self.error(e.span, "internal compiler error: lowering an expression with a type error (this is a compiler bug)", "here");
+                vec![]
+            }
+            TExprKind::Array(f, _) => {
+                self.error(e.span, format!("internal compiler error: `{}` reached the lowerer; the script runner evaluates array builtins (this is a compiler bug)", f.name()), "here");
                 vec![]
             }
         }

@@ -195,8 +195,57 @@ pub enum TExprKind {
     Continue,
     /// `return e`.
     Return(Option<Box<TExpr>>),
+    /// A script builtin on arrays (`linspace(..)`, `reduce(add, x)`, …): evaluated by the
+    /// script runner, never lowered. The expression's type is the *element* type of the
+    /// array it gives (or the reduction's result, or `()` for `save`).
+    Array(ArrayFn, Vec<TExpr>),
     /// Placeholder for an expression with an error (never lowered).
     Error,
+}
+
+/// The script builtins on arrays (spec §6).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ArrayFn {
+    /// `linspace(start, stop, n)`: `n` evenly spaced values, both ends included.
+    Linspace,
+    /// `arange(stop)`, `arange(start, stop)`, `arange(start, stop, step)`.
+    Arange,
+    /// `zeros(n)`: `f64` zeros.
+    Zeros,
+    /// `ones(n)`: `f64` ones.
+    Ones,
+    /// `full(n, v)`: `n` copies of `v`.
+    Full,
+    /// `random(n, seed)`: `n` uniform `f64` values in [0, 1), reproducible from `seed`.
+    Random,
+    /// `load(path)`: a `.npy` file; its dtype must be the expression's type.
+    Load,
+    /// `save(path, x)`: writes a `.npy` file.
+    Save,
+    /// `reduce(name, x)` (whole array) or `reduce(name, x, axis)`.
+    Reduce {
+        /// The `reduce` item.
+        item: ItemId,
+        /// Its type arguments.
+        targs: Vec<kiln_ir::ScalarType>,
+    },
+}
+
+impl ArrayFn {
+    /// The builtin's name in source.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ArrayFn::Linspace => "linspace",
+            ArrayFn::Arange => "arange",
+            ArrayFn::Zeros => "zeros",
+            ArrayFn::Ones => "ones",
+            ArrayFn::Full => "full",
+            ArrayFn::Random => "random",
+            ArrayFn::Load => "load",
+            ArrayFn::Save => "save",
+            ArrayFn::Reduce { .. } => "reduce",
+        }
+    }
 }
 
 /// A typed statement.

@@ -1014,18 +1014,8 @@ impl<'c, 's> Body<'c, 's> {
             );
             return Body::error_expr(span);
         }
-        const ARRAY_BUILTINS: [&str; 9] = [
-            "reduce", "linspace", "arange", "zeros", "ones", "full", "random", "load", "save",
-        ];
-        if ARRAY_BUILTINS.contains(&f.name.as_str()) {
-            let d = diag::error(
-                self.file(),
-                f.span,
-                format!("`{}` works on arrays, which scripts cannot use yet", f.name),
-                "arrays are not supported yet",
-            );
-            self.cx.diags.push(diag::note(d, "this version of Kiln runs scripts on scalars; the array runtime adds arrays to scripts"));
-            return Body::error_expr(span);
+        if let Some(t) = self.array_builtin(f, args, span, hint) {
+            return t;
         }
         let mut candidates: Vec<&str> = self.cx.item_ids.keys().map(String::as_str).collect();
         let builtins = Builtin::names();
@@ -1050,7 +1040,7 @@ impl<'c, 's> Body<'c, 's> {
     /// arguments, and coerces the arguments. Returns the type arguments, the checked
     /// arguments and the result type, or `None` after reporting an error.
     #[allow(clippy::too_many_arguments)]
-    fn generic_call(
+    pub(super) fn generic_call(
         &mut self,
         name: &str,
         name_span: Span,

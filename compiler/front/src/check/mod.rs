@@ -28,6 +28,7 @@ use crate::typed::*;
 use crate::types::{Class, Ty};
 use crate::Program;
 
+mod arrays;
 mod body;
 mod unify;
 

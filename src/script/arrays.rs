@@ -1,0 +1,419 @@
+//! Arrays in scripts: elementwise evaluation, the array builtins, and printing.
+
+use super::*;
+
+/// Element counts above which `print` summarises an array (NumPy's threshold), showing
+/// [`EDGE`] elements at each end of every dimension.
+const SUMMARY_THRESHOLD: usize = 1000;
+const EDGE: usize = 3;
+
+impl<'c> Evaluator<'c> {
+    /// Evaluates an expression that contains array builtins or reads arrays.
+    pub(super) fn eval_elementwise(&mut self, e: &'c TExpr) -> Result<Val, Error> {
+        if let TExprKind::Array(f, args) = &e.kind {
+            return self.array_fn(e, f, args);
+        }
+        let key = e as *const TExpr;
+        if !self.elementwise.contains_key(&key) {
+            let compiled = self.compile_elementwise(e)?;
+            self.elementwise.insert(key, compiled);
+        }
+        // The array builtins inside, in order.
+        let temps: Vec<(LocalId, &'c TExpr)> = self.elementwise[&key].temps.clone();
+        let mut temp_vals: HashMap<LocalId, Val> = HashMap::new();
+        for (l, sub) in temps {
+            let v = self.array_fn_expr(sub)?;
+            temp_vals.insert(l, v);
+        }
+        let threads = self.threads()?;
+        let ew = &self.elementwise[&key];
+        let mut args: Vec<Arg> = Vec::new();
+        for l in &ew.thunk.params {
+            let v = temp_vals
+                .get(l)
+                .or_else(|| self.values.get(l))
+                .ok_or_else(|| self.fail(e.span, "a variable is used before it has a value", "here"))?;
+            match v {
+                Val::S(s) => args.extend(s.iter().map(|&x| Arg::Scalar(x))),
+                Val::A(a) => args.extend(a.iter().map(|x| Arg::Array(x.view()))),
+            }
+        }
+        let (module, kernel) = (&ew.thunk.module, ew.thunk.kernel);
+        if args.iter().all(|a| matches!(a, Arg::Scalar(_))) {
+            let scalars: Vec<Scalar> = args
+                .iter()
+                .filter_map(|a| match a {
+                    Arg::Scalar(s) => Some(*s),
+                    _ => None,
+                })
+                .collect();
+            return self
+                .exec
+                .call(module, kernel, &scalars)
+                .map(Val::S)
+                .map_err(|e| self.runtime(e));
+        }
+        kiln_runtime::map(self.exec, &ew.thunk.module, ew.thunk.kernel, &args, None, &threads)
+            .map(Val::A)
+            .map_err(|err| self.array_error(err, e.span))
+    }
+
+    /// The thunk of `e` with each array builtin call replaced by a fresh local.
+    fn compile_elementwise(&self, e: &'c TExpr) -> Result<Elementwise<'c>, Error> {
+        let mut locals: Vec<LocalInfo> = self.locals.to_vec();
+        let mut temps = Vec::new();
+        let rewritten = replace_array_fns(e, &mut locals, &mut temps);
+        let thunk = self.compile_thunk_with(&rewritten, &locals)?;
+        Ok(Elementwise { thunk, temps })
+    }
+
+    fn array_fn_expr(&mut self, e: &'c TExpr) -> Result<Val, Error> {
+        match &e.kind {
+            TExprKind::Array(f, args) => self.array_fn(e, f, args),
+            _ => self.eval_val(e),
+        }
+    }
+
+    fn scalar_arg(&mut self, e: &'c TExpr) -> Result<Scalar, Error> {
+        match self.eval_scalar(e, "this argument")?.as_slice() {
+            [s] => Ok(*s),
+            _ => Err(self.fail(e.span, "expected one scalar", "here")),
+        }
+    }
+
+    fn count_arg(&mut self, e: &'c TExpr) -> Result<usize, Error> {
+        match self.scalar_arg(e)? {
+            Scalar::I64(n) if n >= 0 => Ok(n as usize),
+            other => Err(self.fail(
+                e.span,
+                format!("an array length must be a non-negative i64, found {other}"),
+                "length",
+            )),
+        }
+    }
+
+    fn path_arg(&self, e: &TExpr) -> Result<String, Error> {
+        match &e.kind {
+            TExprKind::Lit(TLit::Str(s)) => Ok(s.clone()),
+            _ => Err(self.fail(e.span, "expected a file name in quotes", "here")),
+        }
+    }
+
+    /// Runs an array builtin.
+    fn array_fn(&mut self, e: &'c TExpr, f: &ArrayFn, args: &'c [TExpr]) -> Result<Val, Error> {
+        let ty = match &e.ty {
+            Ty::Scalar(t) => Some(*t),
+            _ => None,
+        };
+        let one = |a: DynArray| Ok(Val::A(vec![a]));
+        match f {
+            ArrayFn::Linspace => {
+                let (a, b) = (self.scalar_arg(&args[0])?, self.scalar_arg(&args[1])?);
+                let n = self.count_arg(&args[2])?;
+                let (a, b) = (as_f64(a), as_f64(b));
+                // As NumPy: computed in f64, the last point exactly `stop`.
+                let step = if n > 1 { (b - a) / (n - 1) as f64 } else { 0.0 };
+                let v: Vec<f64> = (0..n)
+                    .map(|i| if n > 1 && i == n - 1 { b } else { a + i as f64 * step })
+                    .collect();
+                one(from_f64s(ty.unwrap_or(ScalarType::F64), &v))
+            }
+            ArrayFn::Arange => {
+                let vals: Vec<Scalar> = args.iter().map(|a| self.scalar_arg(a)).collect::<Result<_, _>>()?;
+                let t = ty.unwrap_or(ScalarType::I64);
+                let (start, stop, step) = match vals.as_slice() {
+                    [stop] => (0.0, as_f64(*stop), 1.0),
+                    [start, stop] => (as_f64(*start), as_f64(*stop), 1.0),
+                    [start, stop, step] => (as_f64(*start), as_f64(*stop), as_f64(*step)),
+                    _ => return Err(self.fail(e.span, "`arange` takes 1 to 3 arguments", "here")),
+                };
+                if step == 0.0 || step.is_nan() {
+                    return Err(self.fail(args[args.len() - 1].span, "the step of `arange` must not be zero", "step"));
+                }
+                if t.is_int() {
+                    // Exact integer arithmetic (i128 holds every i64/u64 value).
+                    let as_i = |s: Scalar| -> i128 {
+                        match s {
+                            Scalar::I32(v) => v as i128,
+                            Scalar::I64(v) => v as i128,
+                            Scalar::U32(v) => v as i128,
+                            Scalar::U64(v) => v as i128,
+                            _ => 0,
+                        }
+                    };
+                    let (start, stop, step) = match vals.as_slice() {
+                        [stop] => (0, as_i(*stop), 1),
+                        [start, stop] => (as_i(*start), as_i(*stop), 1),
+                        [start, stop, step] => (as_i(*start), as_i(*stop), as_i(*step)),
+                        _ => unreachable!("checked above"),
+                    };
+                    let n = if (step > 0 && stop > start) || (step < 0 && stop < start) {
+                        ((stop - start).abs() + step.abs() - 1) / step.abs()
+                    } else {
+                        0
+                    };
+                    let n = usize::try_from(n).ok().filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| {
+                        self.fail(e.span, format!("`arange` would make {n} elements"), "too many")
+                    })?;
+                    let v: Vec<Scalar> = (0..n)
+                        .map(|i| Scalar::from_bits(t, (start + i as i128 * step) as u64))
+                        .collect();
+                    return one(DynArray::from_scalars(t, &v).expect("one dtype"));
+                }
+                let n = ((stop - start) / step).ceil().max(0.0);
+                if !(n <= MAX_ELEMENTS as f64) {
+                    return Err(self.fail(e.span, format!("`arange` would make {n} elements"), "too many"));
+                }
+                let v: Vec<f64> = (0..n as usize).map(|i| start + i as f64 * step).collect();
+                one(from_f64s(t, &v))
+            }
+            ArrayFn::Zeros | ArrayFn::Ones => {
+                let n = self.count_arg(&args[0])?;
+                let v = if matches!(f, ArrayFn::Zeros) { 0.0 } else { 1.0 };
+                one(DynArray::full(&[n], Scalar::F64(v)))
+            }
+            ArrayFn::Full => {
+                let n = self.count_arg(&args[0])?;
+                let v = self.scalar_arg(&args[1])?;
+                one(DynArray::full(&[n], v))
+            }
+            ArrayFn::Random => {
+                let n = self.count_arg(&args[0])?;
+                let Scalar::I64(seed) = self.scalar_arg(&args[1])? else {
+                    return Err(self.fail(args[1].span, "the seed is an i64", "seed"));
+                };
+                one(DynArray::from(ndarray::Array1::from(random_f64(n, seed as u64))))
+            }
+            ArrayFn::Load => {
+                let path = self.path_arg(&args[0])?;
+                let t = ty.unwrap_or(ScalarType::F64);
+                load_npy(&path, t).map(|a| Val::A(vec![a])).map_err(|msg| {
+                    Error::Compile(self.c.diagnostics(vec![kiln_front::diag::help(
+                        kiln_front::diag::error(0, e.span, msg, "loaded here"),
+                        format!("the script reads this file as `{t}` (the default is f64); annotate the variable with the file's dtype: `let z: f32 = load(\"{path}\");`"),
+                    )]))
+                })
+            }
+            ArrayFn::Save => {
+                let path = self.path_arg(&args[0])?;
+                let arr = match self.eval_val(&args[1])? {
+                    Val::A(a) if a.len() == 1 => a.into_iter().next().expect("one"),
+                    Val::S(s) if s.len() == 1 => DynArray::full(&[], s[0]),
+                    _ => return Err(self.fail(args[1].span, "`save` writes one array", "not one array")),
+                };
+                save_npy(&path, &arr).map_err(|error| Error::Io { path, error })?;
+                Ok(Val::S(vec![]))
+            }
+            ArrayFn::Reduce { item, targs } => self.reduce(e, *item, targs, args),
+        }
+    }
+
+    fn reduce(
+        &mut self,
+        e: &'c TExpr,
+        item: kiln_front::ItemId,
+        targs: &[ScalarType],
+        args: &'c [TExpr],
+    ) -> Result<Val, Error> {
+        let name = &self.c.program.items[item.0 as usize].name;
+        let (Some(combine), Some(identity)) = (self.c.kernel(name, targs), self.c.identity(name, targs)) else {
+            return Err(Error::Usage(format!("no compiled specialisation of `{name}` for {targs:?}")));
+        };
+        let x = self.eval_val(&args[0])?;
+        let axis = match args.get(1) {
+            Some(a) => Some(self.scalar_arg(a)?),
+            None => None,
+        };
+        let m = self.module();
+        let threads = self.threads()?;
+        match (x, axis) {
+            (Val::S(s), None) => {
+                let id = self.exec.call(m, identity, &[]).map_err(|e| self.runtime(e))?;
+                let mut acc = id[0];
+                for v in s {
+                    acc = self.exec.call(m, combine, &[acc, v]).map_err(|e| self.runtime(e))?[0];
+                }
+                Ok(Val::S(vec![acc]))
+            }
+            (Val::A(a), None) => {
+                let r = kiln_runtime::reduce_all(self.exec, m, combine, identity, None, &[Arg::Array(a[0].view())], &threads)
+                    .map_err(|err| self.array_error(err, e.span))?;
+                Ok(Val::S(vec![r]))
+            }
+            (Val::A(a), Some(Scalar::I64(axis))) if axis >= 0 => {
+                let r = kiln_runtime::reduce_axis(self.exec, m, combine, identity, &a[0].view(), axis as usize, &threads)
+                    .map_err(|err| self.array_error(err, e.span))?;
+                Ok(Val::A(vec![r]))
+            }
+            (Val::S(_), Some(_)) => Err(self.fail(args[0].span, "`reduce` along an axis needs an array", "a scalar")),
+            (_, Some(other)) => Err(self.fail(args[1].span, format!("the axis must be a non-negative i64, found {other}"), "axis")),
+        }
+    }
+}
+
+/// Arrays larger than this many elements are refused by the builtins that make them from
+/// a count (a typo like `zeros(10000000000000)` should not exhaust memory first).
+const MAX_ELEMENTS: usize = 1 << 34;
+
+fn as_f64(s: Scalar) -> f64 {
+    match s {
+        Scalar::Bool(b) => b as u8 as f64,
+        Scalar::I32(v) => v as f64,
+        Scalar::I64(v) => v as f64,
+        Scalar::U32(v) => v as f64,
+        Scalar::U64(v) => v as f64,
+        Scalar::F32(v) => v as f64,
+        Scalar::F64(v) => v,
+    }
+}
+
+fn from_f64s(t: ScalarType, v: &[f64]) -> DynArray {
+    match t {
+        ScalarType::F32 => DynArray::from(ndarray::Array1::from_iter(v.iter().map(|&x| x as f32))),
+        _ => DynArray::from(ndarray::Array1::from(v.to_vec())),
+    }
+}
+
+/// `n` uniform values in [0, 1) from splitmix64 seeded with `seed`: the top 53 bits of each
+/// output, scaled by 2⁻⁵³. The same seed gives the same values on every machine.
+pub fn random_f64(n: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        })
+        .collect()
+}
+
+fn load_npy(path: &str, t: ScalarType) -> Result<DynArray, String> {
+    use ndarray_npy::read_npy;
+    let err = |e: ndarray_npy::ReadNpyError| format!("cannot load `{path}` as an array of {t}: {e}");
+    Ok(match t {
+        ScalarType::Bool => DynArray::Bool(read_npy(path).map_err(err)?),
+        ScalarType::I32 => DynArray::I32(read_npy(path).map_err(err)?),
+        ScalarType::I64 => DynArray::I64(read_npy(path).map_err(err)?),
+        ScalarType::U32 => DynArray::U32(read_npy(path).map_err(err)?),
+        ScalarType::U64 => DynArray::U64(read_npy(path).map_err(err)?),
+        ScalarType::F32 => DynArray::F32(read_npy(path).map_err(err)?),
+        ScalarType::F64 => DynArray::F64(read_npy(path).map_err(err)?),
+    })
+}
+
+fn save_npy(path: &str, a: &DynArray) -> std::io::Result<()> {
+    use ndarray_npy::write_npy;
+    let r = match a {
+        DynArray::Bool(x) => write_npy(path, x),
+        DynArray::I32(x) => write_npy(path, x),
+        DynArray::I64(x) => write_npy(path, x),
+        DynArray::U32(x) => write_npy(path, x),
+        DynArray::U64(x) => write_npy(path, x),
+        DynArray::F32(x) => write_npy(path, x),
+        DynArray::F64(x) => write_npy(path, x),
+    };
+    r.map_err(|e| match e {
+        ndarray_npy::WriteNpyError::Io(e) => e,
+        other => std::io::Error::other(other.to_string()),
+    })
+}
+
+/// `e` with every array builtin call replaced by a new local (appended to `locals`, listed
+/// in `temps` with the call it stands for).
+fn replace_array_fns<'c>(
+    e: &'c TExpr,
+    locals: &mut Vec<LocalInfo>,
+    temps: &mut Vec<(LocalId, &'c TExpr)>,
+) -> TExpr {
+    if let TExprKind::Array(..) = &e.kind {
+        let id = LocalId(locals.len() as u32);
+        locals.push(LocalInfo {
+            name: format!("<{}>", temps.len()),
+            ty: e.ty.clone(),
+            mutable: false,
+            origin: LocalOrigin::Binding,
+            span: e.span,
+        });
+        temps.push((id, e));
+        return TExpr {
+            kind: TExprKind::Local(id),
+            ty: e.ty.clone(),
+            span: e.span,
+        };
+    }
+    let mut out = e.clone();
+    let map = |x: &'c TExpr, locals: &mut Vec<LocalInfo>, temps: &mut Vec<(LocalId, &'c TExpr)>| {
+        Box::new(replace_array_fns(x, locals, temps))
+    };
+    out.kind = match &e.kind {
+        TExprKind::Unary(op, x) => TExprKind::Unary(*op, map(x, locals, temps)),
+        TExprKind::Cast(x) => TExprKind::Cast(map(x, locals, temps)),
+        TExprKind::Binary(op, a, b) => {
+            let a = map(a, locals, temps);
+            TExprKind::Binary(*op, a, map(b, locals, temps))
+        }
+        TExprKind::Builtin(b, args) => TExprKind::Builtin(*b, args.iter().map(|a| replace_array_fns(a, locals, temps)).collect()),
+        TExprKind::Call(id, t, args) => TExprKind::Call(*id, t.clone(), args.iter().map(|a| replace_array_fns(a, locals, temps)).collect()),
+        TExprKind::Tuple(args) => TExprKind::Tuple(args.iter().map(|a| replace_array_fns(a, locals, temps)).collect()),
+        TExprKind::If(c, t, f) => {
+            let c = map(c, locals, temps);
+            let t = map(t, locals, temps);
+            TExprKind::If(c, t, f.as_ref().map(|f| map(f, locals, temps)))
+        }
+        // Blocks and loops keep their array builtins: the lowerer reports them.
+        other => other.clone(),
+    };
+    out
+}
+
+/// Formats arrays as `print` shows them: nested brackets, elements as Rust's `{:?}`,
+/// summarised with `...` beyond 1000 elements (as NumPy does); a tuple as `(a, b)`.
+pub fn format_arrays(arrays: &[DynArray]) -> String {
+    let parts: Vec<String> = arrays.iter().map(format_array).collect();
+    if parts.len() == 1 {
+        parts.into_iter().next().expect("one")
+    } else {
+        format!("({})", parts.join(", "))
+    }
+}
+
+fn format_array(a: &DynArray) -> String {
+    let values = a.to_scalars();
+    let shape = a.shape();
+    if shape.is_empty() {
+        return values.first().map_or(String::new(), |v| v.to_string());
+    }
+    let summarise = values.len() > SUMMARY_THRESHOLD;
+    let mut out = String::new();
+    nested(&values, shape, 0, summarise, &mut out);
+    out
+}
+
+fn nested(values: &[Scalar], shape: &[usize], offset: usize, summarise: bool, out: &mut String) {
+    let n = shape[0];
+    let inner: usize = shape[1..].iter().product();
+    out.push('[');
+    let mut first = true;
+    let mut i = 0;
+    while i < n {
+        if summarise && n > 2 * EDGE && i == EDGE {
+            out.push_str(", ...");
+            i = n - EDGE;
+            continue;
+        }
+        if !first {
+            out.push_str(", ");
+        }
+        first = false;
+        if shape.len() == 1 {
+            out.push_str(&values[offset + i].to_string());
+        } else {
+            nested(values, &shape[1..], offset + i * inner, summarise, out);
+        }
+        i += 1;
+    }
+    out.push(']');
+}
