@@ -78,7 +78,11 @@ pub fn pipeline(data: &[u8]) {
         }
     }
     let exec = kiln_runtime::Interpreter::new(FUEL);
-    let mut ev = crate::script::Evaluator::new(&compiled, &exec).with_step_budget(FUEL);
+    let threads = kiln_runtime::Threads::new(1).expect("one thread");
+    let mut ev = crate::script::Evaluator::new(&compiled, &exec)
+        .with_step_budget(FUEL)
+        .with_max_elements(1 << 12)
+        .with_threads(threads);
     let _ = ev.run(&mut std::io::sink());
 }
 

@@ -33,6 +33,9 @@ use crate::{Compiled, Error};
 mod arrays;
 pub use arrays::{format_arrays, random_f64};
 
+/// The default limit on the elements of one array made by a builtin: 2³² (32 GiB of `f64`).
+pub const DEFAULT_MAX_ELEMENTS: usize = 1 << 32;
+
 /// A script value: scalars (several for a tuple), or arrays (several for a tuple of
 /// arrays, as a ufunc with several outputs gives).
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +85,8 @@ pub struct Evaluator<'c> {
     /// Free locals and whether the expression contains an array builtin, per expression.
     reads: HashMap<*const TExpr, (Vec<LocalId>, bool)>,
     threads: Option<Threads>,
+    /// The most elements an array builtin may create (see [`Evaluator::with_max_elements`]).
+    max_elements: usize,
     /// The kernel each call expression calls, looked up once.
     callees: HashMap<*const TExpr, KernelId>,
     /// Script statements and loop iterations left before the script stops with
@@ -116,6 +121,7 @@ impl<'c> Evaluator<'c> {
             elementwise: HashMap::new(),
             reads: HashMap::new(),
             threads: None,
+            max_elements: DEFAULT_MAX_ELEMENTS,
             callees: HashMap::new(),
             steps: u64::MAX,
         }
@@ -138,6 +144,13 @@ impl<'c> Evaluator<'c> {
         }
         self.steps -= 1;
         Ok(())
+    }
+
+    /// Limits the arrays the builtins may create (`zeros(n)` and the like) to `n` elements,
+    /// so that a typo fails with a message instead of exhausting memory.
+    pub fn with_max_elements(mut self, n: usize) -> Self {
+        self.max_elements = n;
+        self
     }
 
     /// Runs array calls on `threads` (default: `KILN_NUM_THREADS`, or one per CPU).

@@ -164,8 +164,16 @@ macro_rules! dtypes {
         pub(crate) enum Uninit { $($variant(ndarray::ArrayD<std::mem::MaybeUninit<$t>>)),* }
 
         impl Uninit {
-            pub(crate) fn new(dtype: ScalarType, shape: &[usize]) -> Uninit {
-                match dtype { $(ScalarType::$variant => Uninit::$variant(ArrayD::uninit(IxDyn(shape)))),* }
+            /// `None` if the memory cannot be allocated (instead of aborting the process).
+            pub(crate) fn new(dtype: ScalarType, shape: &[usize]) -> Option<Uninit> {
+                let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))?;
+                Some(match dtype { $(ScalarType::$variant => {
+                    let mut v: Vec<std::mem::MaybeUninit<$t>> = Vec::new();
+                    v.try_reserve_exact(n).ok()?;
+                    // SAFETY: the capacity is reserved and `MaybeUninit` needs no initialisation.
+                    unsafe { v.set_len(n) };
+                    Uninit::$variant(ArrayD::from_shape_vec(IxDyn(shape), v).ok()?)
+                }),* })
             }
             /// Pointer to element 0 and byte strides (row-major).
             pub(crate) fn raw(&mut self) -> (*mut u8, Vec<isize>) {

@@ -394,7 +394,12 @@ pub fn map_with(
         }
     } else {
         for &t in &k.results {
-            let mut u = Uninit::new(t, &shape);
+            let mut u = Uninit::new(t, &shape).ok_or_else(|| {
+                Error::Usage(format!(
+                    "cannot allocate an output of shape {shape:?} ({t}) for `{}`",
+                    k.name
+                ))
+            })?;
             let (ptr, strides) = u.raw();
             outs_raw.push(Operand {
                 ptr,

@@ -83,12 +83,32 @@ impl<'c> Evaluator<'c> {
 
     fn count_arg(&mut self, e: &'c TExpr) -> Result<usize, Error> {
         match self.scalar_arg(e)? {
-            Scalar::I64(n) if n >= 0 => Ok(n as usize),
+            Scalar::I64(n) if n >= 0 && n as u64 > self.max_elements as u64 => Err(self.fail(
+                e.span,
+                format!("{n} elements is more than this script may allocate ({})", self.max_elements),
+                "length",
+            )),
+            Scalar::I64(n) if n >= 0 => {
+                self.probe(n as usize, e.span)?;
+                Ok(n as usize)
+            }
             other => Err(self.fail(
                 e.span,
                 format!("an array length must be a non-negative i64, found {other}"),
                 "length",
             )),
+        }
+    }
+
+    /// Fails cleanly if `n` elements (with a temporary copy) cannot be allocated, where
+    /// making the array would abort the process.
+    fn probe(&self, n: usize, span: kiln_syntax::Span) -> Result<(), Error> {
+        let bytes = n.checked_mul(16);
+        let ok = bytes.is_some_and(|b| Vec::<u8>::new().try_reserve_exact(b).is_ok());
+        if ok {
+            Ok(())
+        } else {
+            Err(self.fail(span, format!("cannot allocate an array of {n} elements"), "out of memory"))
         }
     }
 
@@ -152,18 +172,20 @@ impl<'c> Evaluator<'c> {
                     } else {
                         0
                     };
-                    let n = usize::try_from(n).ok().filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| {
+                    let n = usize::try_from(n).ok().filter(|&n| n <= self.max_elements).ok_or_else(|| {
                         self.fail(e.span, format!("`arange` would make {n} elements"), "too many")
                     })?;
+                    self.probe(n, e.span)?;
                     let v: Vec<Scalar> = (0..n)
                         .map(|i| Scalar::from_bits(t, (start + i as i128 * step) as u64))
                         .collect();
                     return one(DynArray::from_scalars(t, &v).expect("one dtype"));
                 }
                 let n = ((stop - start) / step).ceil().max(0.0);
-                if !(n <= MAX_ELEMENTS as f64) {
+                if !(n <= self.max_elements as f64) {
                     return Err(self.fail(e.span, format!("`arange` would make {n} elements"), "too many"));
                 }
+                self.probe(n as usize, e.span)?;
                 let v: Vec<f64> = (0..n as usize).map(|i| start + i as f64 * step).collect();
                 one(from_f64s(t, &v))
             }
@@ -250,10 +272,6 @@ impl<'c> Evaluator<'c> {
         }
     }
 }
-
-/// Arrays larger than this many elements are refused by the builtins that make them from
-/// a count (a typo like `zeros(10000000000000)` should not exhaust memory first).
-const MAX_ELEMENTS: usize = 1 << 34;
 
 fn as_f64(s: Scalar) -> f64 {
     match s {
