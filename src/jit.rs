@@ -270,6 +270,16 @@ impl<'m> Ufunc<'m> {
 
     /// Like [`Ufunc::call`], writing into `outs` (one per output, of the broadcast shape).
     /// `Arg::Out(k)` as an argument reads output `k`, so `x = f(x)` runs in place.
+    ///
+    /// ```
+    /// # use kiln::{Arg, Jit};
+    /// let m = Jit::new()?.compile("scale.kl", "ufunc scale(x: f64, s: f64) -> f64 { x * s }")?;
+    /// let mut x = ndarray::Array2::<f64>::ones((2, 3));
+    /// // x = scale(x, 4.0), in place.
+    /// m.ufunc("scale")?.call_into(&[Arg::Out(0), 4.0.into()], &mut [(&mut x).into()])?;
+    /// assert!(x.iter().all(|&v| v == 4.0));
+    /// # Ok::<(), kiln::Error>(())
+    /// ```
     pub fn call_into(&self, args: &[Arg], outs: &mut [DynViewMut]) -> Result<(), Error> {
         let out_types: Vec<ScalarType> = outs.iter().map(|o| o.dtype()).collect();
         let dtypes = arg_dtypes(args, &out_types)?;
@@ -400,6 +410,15 @@ impl Reduction<'_> {
     }
 
     /// Reduces `x` along `axis`; the result has `x`'s shape without it.
+    ///
+    /// ```
+    /// # use kiln::Jit;
+    /// let m = Jit::new()?.compile("max.kl", "reduce biggest(a: i64, b: i64) -> i64 identity -9223372036854775807 - 1 { max(a, b) }")?;
+    /// let a = ndarray::arr2(&[[1i64, 9, 3], [7, 2, 8]]);
+    /// let rows = m.reduction("biggest")?.reduce_axis(&a, 1)?;
+    /// assert_eq!(rows.to_scalars(), vec![kiln::Scalar::I64(9), kiln::Scalar::I64(8)]);
+    /// # Ok::<(), kiln::Error>(())
+    /// ```
     pub fn reduce_axis<'a>(
         &self,
         x: impl Into<DynView<'a>>,
