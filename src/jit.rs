@@ -227,7 +227,31 @@ fn signature(item: &kiln_front::CheckedItem) -> String {
         .iter()
         .map(|(n, t, _)| format!("{n}: {t}"))
         .collect();
-    format!("it takes ({})", params.join(", "))
+    let generics: Vec<String> = item
+        .generics
+        .iter()
+        .map(|(n, c)| format!("{n}: {}", c.name()))
+        .collect();
+    if generics.is_empty() {
+        format!("it takes ({})", params.join(", "))
+    } else {
+        format!(
+            "it takes ({}) for <{}>",
+            params.join(", "),
+            generics.join(", ")
+        )
+    }
+}
+
+/// `f64`, or `(f64, i32)` for several.
+fn types_text(types: &[ScalarType]) -> String {
+    match types {
+        [t] => t.to_string(),
+        ts => format!(
+            "({})",
+            ts.iter().map(|t| t.name()).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 /// The dtypes of arguments, with `Arg::Out(k)` taking output `k`'s dtype.
@@ -268,8 +292,10 @@ impl<'m> Ufunc<'m> {
         .map_err(|e| self.module.runtime_error(e))
     }
 
-    /// Like [`Ufunc::call`], writing into `outs` (one per output, of the broadcast shape).
-    /// `Arg::Out(k)` as an argument reads output `k`, so `x = f(x)` runs in place.
+    /// Like [`Ufunc::call`], writing into `outs` (one per output). The arguments broadcast
+    /// to the outputs' shape, as NumPy's `out=`. `Arg::Out(k)` as an argument reads output
+    /// `k`, so `x = f(x)` runs in place; if the call fails, elements before the failing one
+    /// (at least) have been written, as with any output.
     ///
     /// ```
     /// # use kiln::{Arg, Jit};
@@ -305,13 +331,10 @@ impl<'m> Ufunc<'m> {
         let results = &m.kernel(id).results;
         if results.as_slice() != [T::DTYPE] {
             return Err(Error::Usage(format!(
-                "`{}` for ({}) returns {results:?}, not {}",
+                "`{}` for {} returns {}, not {}",
                 self.name,
-                dtypes
-                    .iter()
-                    .map(|t| t.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                types_text(dtypes),
+                types_text(results),
                 T::DTYPE
             )));
         }
@@ -451,7 +474,12 @@ impl Reduction<'_> {
                 map.name
             )));
         };
-        let (combine, identity) = self.kernels(*acc)?;
+        let (combine, identity) = self.kernels(*acc).map_err(|_| {
+            Error::Usage(format!(
+                "`{}` gives {acc}, which the reduction `{}` cannot combine",
+                map.name, self.name
+            ))
+        })?;
         kiln_runtime::reduce_all(
             self.module.jit.exec.as_ref(),
             m,

@@ -32,7 +32,7 @@ use codespan_reporting::term;
 
 pub use jit::{Jit, JitModule, Reduction, TypedUfunc, Ufunc};
 pub use kiln_front::{Diag, Program};
-pub use kiln_interp::RuntimeError;
+pub use kiln_interp::{ErrorKind, RuntimeError};
 pub use kiln_ir as ir;
 pub use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 pub use kiln_runtime::{
@@ -311,7 +311,8 @@ impl Compiled {
     pub fn runtime_diagnostic_at(&self, e: &RuntimeError, index: &[usize]) -> Option<Diagnostics> {
         let mut d = self.runtime_diagnostic(e)?;
         if let Some(last) = d.diags.last_mut() {
-            last.notes.push(format!("at element {index:?} of the array operation"));
+            last.notes
+                .push(format!("at element {index:?} of the array operation"));
         }
         Some(d)
     }

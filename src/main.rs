@@ -166,7 +166,10 @@ fn emit(
             Stage::Clif | Stage::Asm => {
                 let mut out = String::new();
                 for (i, k) in module.kernels.iter().enumerate() {
-                    if matches!(k.kind, KernelKind::Fn | KernelKind::Ufunc | KernelKind::Reduce) {
+                    if matches!(
+                        k.kind,
+                        KernelKind::Fn | KernelKind::Ufunc | KernelKind::Reduce
+                    ) {
                         out.push_str(&native(stage, module, kiln::KernelId::new(i))?);
                     }
                 }
@@ -228,7 +231,13 @@ fn native(stage: Stage, module: &kiln::Module, id: kiln::KernelId) -> Result<Str
         Stage::Asm => listing.asm,
         _ => listing.clif,
     };
-    Ok(format!("; {} `{}` ({}, {})\n{body}", what, k.name, cpu.target(), stage_name(stage)))
+    Ok(format!(
+        "; {} `{}` ({}, {})\n{body}",
+        what,
+        k.name,
+        cpu.target(),
+        stage_name(stage)
+    ))
 }
 
 fn stage_name(stage: Stage) -> &'static str {

@@ -21,9 +21,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use kiln_front::typed::{
-    ArrayFn, LocalId, LocalInfo, LocalOrigin, TExpr, TExprKind, TLit, TStmt,
-};
+use kiln_front::typed::{ArrayFn, LocalId, LocalInfo, LocalOrigin, TExpr, TExprKind, TLit, TStmt};
 use kiln_front::{Lowerer, Ty};
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 use kiln_runtime::{Arg, DynArray, Executor, Threads};

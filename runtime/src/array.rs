@@ -79,7 +79,19 @@ macro_rules! dtypes {
         }
         )*
 
+        impl<'a> From<&'a DynArray> for DynView<'a> {
+            fn from(a: &'a DynArray) -> Self { a.view() }
+        }
+
         impl DynArray {
+            /// The typed array, if its dtype is `T`'s.
+            pub fn into_typed<T: Element>(self) -> Option<ArrayD<T>> {
+                T::unwrap(self).ok()
+            }
+            /// A typed view, if its dtype is `T`'s.
+            pub fn typed_view<T: Element>(&self) -> Option<ArrayViewD<'_, T>> {
+                T::view(self)
+            }
             /// Its dtype.
             pub fn dtype(&self) -> ScalarType {
                 match self { $(DynArray::$variant(_) => ScalarType::$variant),* }

@@ -374,7 +374,7 @@ pub fn map_with(
             },
         });
     }
-    let shape = broadcast_shapes(ins.iter().map(|o| o.shape.as_slice())).ok_or_else(|| {
+    let in_shape = broadcast_shapes(ins.iter().map(|o| o.shape.as_slice())).ok_or_else(|| {
         let shapes: Vec<String> = ins.iter().map(|o| format!("{:?}", o.shape)).collect();
         Error::Usage(format!(
             "arguments of `{}` cannot be broadcast together: shapes {}",
@@ -382,12 +382,20 @@ pub fn map_with(
             shapes.join(", ")
         ))
     })?;
+    // Given outputs take part in broadcasting (NumPy's `out=`): the arguments may broadcast
+    // up to the outputs' shape, which is then the shape iterated.
+    let shape = match out_meta.first() {
+        Some((_, s)) if broadcast_shapes([in_shape.as_slice(), s]).as_deref() == Some(s) => {
+            s.clone()
+        }
+        _ => in_shape.clone(),
+    };
     let mut fresh: Vec<Uninit> = Vec::new();
     if given {
         for (j, (_, s)) in out_meta.iter().enumerate() {
             if *s != shape {
                 return usage(format!(
-                    "output {j} of `{}` has shape {s:?}, but the arguments broadcast to {shape:?}",
+                    "output {j} of `{}` has shape {s:?}, but the arguments broadcast to {in_shape:?}",
                     k.name
                 ));
             }

@@ -352,3 +352,36 @@ fn reductions_along_an_axis() {
     .unwrap();
     assert_eq!(f64s(&r), ArrayD::from_elem(IxDyn(&[4]), 7.5));
 }
+
+#[test]
+fn arguments_broadcast_up_to_a_given_output() {
+    let (m, execs) = setup();
+    let id = m.find("axpy").unwrap();
+    let threads = Threads::new(2).unwrap();
+    let row = arr1(&[1.0, 2.0]);
+    for ex in &execs {
+        let mut out = Array2::<f64>::zeros((3, 2));
+        map(
+            ex.as_ref(),
+            &m,
+            id,
+            &[2.0f64.into(), (&row).into(), 0.5f64.into()],
+            Some(&mut [(&mut out).into()]),
+            &threads,
+        )
+        .unwrap();
+        assert_eq!(out, arr2(&[[2.5, 4.5], [2.5, 4.5], [2.5, 4.5]]));
+        // An output smaller than the arguments' shape is still an error.
+        let mut small = Array1::<f64>::zeros(1);
+        let e = map(
+            ex.as_ref(),
+            &m,
+            id,
+            &[2.0f64.into(), (&row).into(), 0.5f64.into()],
+            Some(&mut [(&mut small).into()]),
+            &threads,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("broadcast to [2]"), "{e}");
+    }
+}

@@ -32,7 +32,9 @@ impl<'c> Evaluator<'c> {
             let v = temp_vals
                 .get(l)
                 .or_else(|| self.values.get(l))
-                .ok_or_else(|| self.fail(e.span, "a variable is used before it has a value", "here"))?;
+                .ok_or_else(|| {
+                    self.fail(e.span, "a variable is used before it has a value", "here")
+                })?;
             match v {
                 Val::S(s) => args.extend(s.iter().map(|&x| Arg::Scalar(x))),
                 Val::A(a) => args.extend(a.iter().map(|x| Arg::Array(x.view()))),
@@ -53,9 +55,16 @@ impl<'c> Evaluator<'c> {
                 .map(Val::S)
                 .map_err(|e| self.runtime(e));
         }
-        kiln_runtime::map(self.exec, &ew.thunk.module, ew.thunk.kernel, &args, None, &threads)
-            .map(Val::A)
-            .map_err(|err| self.array_error(err, e.span))
+        kiln_runtime::map(
+            self.exec,
+            &ew.thunk.module,
+            ew.thunk.kernel,
+            &args,
+            None,
+            &threads,
+        )
+        .map(Val::A)
+        .map_err(|err| self.array_error(err, e.span))
     }
 
     /// The thunk of `e` with each array builtin call replaced by a fresh local.
@@ -85,7 +94,10 @@ impl<'c> Evaluator<'c> {
         match self.scalar_arg(e)? {
             Scalar::I64(n) if n >= 0 && n as u64 > self.max_elements as u64 => Err(self.fail(
                 e.span,
-                format!("{n} elements is more than this script may allocate ({})", self.max_elements),
+                format!(
+                    "{n} elements is more than this script may allocate ({})",
+                    self.max_elements
+                ),
                 "length",
             )),
             Scalar::I64(n) if n >= 0 => {
@@ -108,7 +120,11 @@ impl<'c> Evaluator<'c> {
         if ok {
             Ok(())
         } else {
-            Err(self.fail(span, format!("cannot allocate an array of {n} elements"), "out of memory"))
+            Err(self.fail(
+                span,
+                format!("cannot allocate an array of {n} elements"),
+                "out of memory",
+            ))
         }
     }
 
@@ -134,12 +150,21 @@ impl<'c> Evaluator<'c> {
                 // As NumPy: computed in f64, the last point exactly `stop`.
                 let step = if n > 1 { (b - a) / (n - 1) as f64 } else { 0.0 };
                 let v: Vec<f64> = (0..n)
-                    .map(|i| if n > 1 && i == n - 1 { b } else { a + i as f64 * step })
+                    .map(|i| {
+                        if n > 1 && i == n - 1 {
+                            b
+                        } else {
+                            a + i as f64 * step
+                        }
+                    })
                     .collect();
                 one(from_f64s(ty.unwrap_or(ScalarType::F64), &v))
             }
             ArrayFn::Arange => {
-                let vals: Vec<Scalar> = args.iter().map(|a| self.scalar_arg(a)).collect::<Result<_, _>>()?;
+                let vals: Vec<Scalar> = args
+                    .iter()
+                    .map(|a| self.scalar_arg(a))
+                    .collect::<Result<_, _>>()?;
                 let t = ty.unwrap_or(ScalarType::I64);
                 let (start, stop, step) = match vals.as_slice() {
                     [stop] => (0.0, as_f64(*stop), 1.0),
@@ -148,7 +173,11 @@ impl<'c> Evaluator<'c> {
                     _ => return Err(self.fail(e.span, "`arange` takes 1 to 3 arguments", "here")),
                 };
                 if step == 0.0 || step.is_nan() {
-                    return Err(self.fail(args[args.len() - 1].span, "the step of `arange` must not be zero", "step"));
+                    return Err(self.fail(
+                        args[args.len() - 1].span,
+                        "the step of `arange` must not be zero",
+                        "step",
+                    ));
                 }
                 if t.is_int() {
                     // Exact integer arithmetic (i128 holds every i64/u64 value).
@@ -172,9 +201,16 @@ impl<'c> Evaluator<'c> {
                     } else {
                         0
                     };
-                    let n = usize::try_from(n).ok().filter(|&n| n <= self.max_elements).ok_or_else(|| {
-                        self.fail(e.span, format!("`arange` would make {n} elements"), "too many")
-                    })?;
+                    let n = usize::try_from(n)
+                        .ok()
+                        .filter(|&n| n <= self.max_elements)
+                        .ok_or_else(|| {
+                            self.fail(
+                                e.span,
+                                format!("`arange` would make {n} elements"),
+                                "too many",
+                            )
+                        })?;
                     self.probe(n, e.span)?;
                     let v: Vec<Scalar> = (0..n)
                         .map(|i| Scalar::from_bits(t, (start + i as i128 * step) as u64))
@@ -183,7 +219,11 @@ impl<'c> Evaluator<'c> {
                 }
                 let n = ((stop - start) / step).ceil().max(0.0);
                 if !(n <= self.max_elements as f64) {
-                    return Err(self.fail(e.span, format!("`arange` would make {n} elements"), "too many"));
+                    return Err(self.fail(
+                        e.span,
+                        format!("`arange` would make {n} elements"),
+                        "too many",
+                    ));
                 }
                 self.probe(n as usize, e.span)?;
                 let v: Vec<f64> = (0..n as usize).map(|i| start + i as f64 * step).collect();
@@ -191,7 +231,11 @@ impl<'c> Evaluator<'c> {
             }
             ArrayFn::Zeros | ArrayFn::Ones => {
                 let n = self.count_arg(&args[0])?;
-                let v = if matches!(f, ArrayFn::Zeros) { 0.0 } else { 1.0 };
+                let v = if matches!(f, ArrayFn::Zeros) {
+                    0.0
+                } else {
+                    1.0
+                };
                 one(DynArray::full(&[n], Scalar::F64(v)))
             }
             ArrayFn::Full => {
@@ -204,7 +248,10 @@ impl<'c> Evaluator<'c> {
                 let Scalar::I64(seed) = self.scalar_arg(&args[1])? else {
                     return Err(self.fail(args[1].span, "the seed is an i64", "seed"));
                 };
-                one(DynArray::from(ndarray::Array1::from(random_f64(n, seed as u64))))
+                one(DynArray::from(ndarray::Array1::from(random_f64(
+                    n,
+                    seed as u64,
+                ))))
             }
             ArrayFn::Load => {
                 let path = self.path_arg(&args[0])?;
@@ -221,7 +268,13 @@ impl<'c> Evaluator<'c> {
                 let arr = match self.eval_val(&args[1])? {
                     Val::A(a) if a.len() == 1 => a.into_iter().next().expect("one"),
                     Val::S(s) if s.len() == 1 => DynArray::full(&[], s[0]),
-                    _ => return Err(self.fail(args[1].span, "`save` writes one array", "not one array")),
+                    _ => {
+                        return Err(self.fail(
+                            args[1].span,
+                            "`save` writes one array",
+                            "not one array",
+                        ))
+                    }
                 };
                 save_npy(&path, &arr).map_err(|error| Error::Io { path, error })?;
                 Ok(Val::S(vec![]))
@@ -238,8 +291,12 @@ impl<'c> Evaluator<'c> {
         args: &'c [TExpr],
     ) -> Result<Val, Error> {
         let name = &self.c.program.items[item.0 as usize].name;
-        let (Some(combine), Some(identity)) = (self.c.kernel(name, targs), self.c.identity(name, targs)) else {
-            return Err(Error::Usage(format!("no compiled specialisation of `{name}` for {targs:?}")));
+        let (Some(combine), Some(identity)) =
+            (self.c.kernel(name, targs), self.c.identity(name, targs))
+        else {
+            return Err(Error::Usage(format!(
+                "no compiled specialisation of `{name}` for {targs:?}"
+            )));
         };
         let x = self.eval_val(&args[0])?;
         let axis = match args.get(1) {
@@ -250,25 +307,55 @@ impl<'c> Evaluator<'c> {
         let threads = self.threads()?;
         match (x, axis) {
             (Val::S(s), None) => {
-                let id = self.exec.call(m, identity, &[]).map_err(|e| self.runtime(e))?;
+                let id = self
+                    .exec
+                    .call(m, identity, &[])
+                    .map_err(|e| self.runtime(e))?;
                 let mut acc = id[0];
                 for v in s {
-                    acc = self.exec.call(m, combine, &[acc, v]).map_err(|e| self.runtime(e))?[0];
+                    acc = self
+                        .exec
+                        .call(m, combine, &[acc, v])
+                        .map_err(|e| self.runtime(e))?[0];
                 }
                 Ok(Val::S(vec![acc]))
             }
             (Val::A(a), None) => {
-                let r = kiln_runtime::reduce_all(self.exec, m, combine, identity, None, &[Arg::Array(a[0].view())], &threads)
-                    .map_err(|err| self.array_error(err, e.span))?;
+                let r = kiln_runtime::reduce_all(
+                    self.exec,
+                    m,
+                    combine,
+                    identity,
+                    None,
+                    &[Arg::Array(a[0].view())],
+                    &threads,
+                )
+                .map_err(|err| self.array_error(err, e.span))?;
                 Ok(Val::S(vec![r]))
             }
             (Val::A(a), Some(Scalar::I64(axis))) if axis >= 0 => {
-                let r = kiln_runtime::reduce_axis(self.exec, m, combine, identity, &a[0].view(), axis as usize, &threads)
-                    .map_err(|err| self.array_error(err, e.span))?;
+                let r = kiln_runtime::reduce_axis(
+                    self.exec,
+                    m,
+                    combine,
+                    identity,
+                    &a[0].view(),
+                    axis as usize,
+                    &threads,
+                )
+                .map_err(|err| self.array_error(err, e.span))?;
                 Ok(Val::A(vec![r]))
             }
-            (Val::S(_), Some(_)) => Err(self.fail(args[0].span, "`reduce` along an axis needs an array", "a scalar")),
-            (_, Some(other)) => Err(self.fail(args[1].span, format!("the axis must be a non-negative i64, found {other}"), "axis")),
+            (Val::S(_), Some(_)) => Err(self.fail(
+                args[0].span,
+                "`reduce` along an axis needs an array",
+                "a scalar",
+            )),
+            (_, Some(other)) => Err(self.fail(
+                args[1].span,
+                format!("the axis must be a non-negative i64, found {other}"),
+                "axis",
+            )),
         }
     }
 }
@@ -310,7 +397,8 @@ pub fn random_f64(n: usize, seed: u64) -> Vec<f64> {
 
 fn load_npy(path: &str, t: ScalarType) -> Result<DynArray, String> {
     use ndarray_npy::read_npy;
-    let err = |e: ndarray_npy::ReadNpyError| format!("cannot load `{path}` as an array of {t}: {e}");
+    let err =
+        |e: ndarray_npy::ReadNpyError| format!("cannot load `{path}` as an array of {t}: {e}");
     Ok(match t {
         ScalarType::Bool => DynArray::Bool(read_npy(path).map_err(err)?),
         ScalarType::I32 => DynArray::I32(read_npy(path).map_err(err)?),
@@ -373,9 +461,24 @@ fn replace_array_fns<'c>(
             let a = map(a, locals, temps);
             TExprKind::Binary(*op, a, map(b, locals, temps))
         }
-        TExprKind::Builtin(b, args) => TExprKind::Builtin(*b, args.iter().map(|a| replace_array_fns(a, locals, temps)).collect()),
-        TExprKind::Call(id, t, args) => TExprKind::Call(*id, t.clone(), args.iter().map(|a| replace_array_fns(a, locals, temps)).collect()),
-        TExprKind::Tuple(args) => TExprKind::Tuple(args.iter().map(|a| replace_array_fns(a, locals, temps)).collect()),
+        TExprKind::Builtin(b, args) => TExprKind::Builtin(
+            *b,
+            args.iter()
+                .map(|a| replace_array_fns(a, locals, temps))
+                .collect(),
+        ),
+        TExprKind::Call(id, t, args) => TExprKind::Call(
+            *id,
+            t.clone(),
+            args.iter()
+                .map(|a| replace_array_fns(a, locals, temps))
+                .collect(),
+        ),
+        TExprKind::Tuple(args) => TExprKind::Tuple(
+            args.iter()
+                .map(|a| replace_array_fns(a, locals, temps))
+                .collect(),
+        ),
         TExprKind::If(c, t, f) => {
             let c = map(c, locals, temps);
             let t = map(t, locals, temps);
