@@ -21,7 +21,9 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use kiln_front::typed::{ArrayFn, LocalId, LocalInfo, LocalOrigin, TExpr, TExprKind, TLit, TStmt};
+use kiln_front::typed::{
+    ArrayFn, LocalId, LocalInfo, LocalOrigin, TBlock, TExpr, TExprKind, TLit, TStmt,
+};
 use kiln_front::{Lowerer, Ty};
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 use kiln_runtime::{Arg, DynArray, Executor, Threads};
@@ -301,8 +303,15 @@ impl<'c> Evaluator<'c> {
         let t = &self.thunks[&key];
         let mut args = Vec::new();
         for l in &t.params {
-            if let Some(Val::S(v)) = self.values.get(l) {
-                args.extend(v.iter().copied());
+            match self.values.get(l) {
+                Some(Val::S(v)) => args.extend(v.iter().copied()),
+                _ => {
+                    return Err(self.fail(
+                        e.span,
+                        "internal error: a variable this expression reads has no scalar value (a Kiln bug)",
+                        "here",
+                    ))
+                }
             }
         }
         self.exec

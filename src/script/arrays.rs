@@ -22,6 +22,16 @@ impl<'c> Evaluator<'c> {
         let temps: Vec<(LocalId, &'c TExpr)> = self.elementwise[&key].temps.clone();
         let mut temp_vals: HashMap<LocalId, Val> = HashMap::new();
         for (l, sub) in temps {
+            // A builtin is evaluated before the expression around it, so it may only read
+            // the script's variables, not those of a block around it.
+            let inner = kiln_front::lower::free_locals(sub);
+            if inner.iter().any(|v| !self.values.contains_key(v)) {
+                return Err(self.fail(
+                    sub.span,
+                    "an array builtin inside an expression can only use the script's variables",
+                    "uses a variable declared inside the expression",
+                ));
+            }
             let v = self.array_fn_expr(sub)?;
             temp_vals.insert(l, v);
         }
@@ -484,8 +494,56 @@ fn replace_array_fns<'c>(
             let t = map(t, locals, temps);
             TExprKind::If(c, t, f.as_ref().map(|f| map(f, locals, temps)))
         }
-        // Blocks and loops keep their array builtins: the lowerer reports them.
-        other => other.clone(),
+        TExprKind::Block(b) => TExprKind::Block(TBlock {
+            stmts: b
+                .stmts
+                .iter()
+                .map(|st| match st {
+                    TStmt::Let {
+                        locals: ls,
+                        destructure,
+                        value,
+                    } => TStmt::Let {
+                        locals: ls.clone(),
+                        destructure: *destructure,
+                        value: replace_array_fns(value, locals, temps),
+                    },
+                    TStmt::Assign(l, value) => TStmt::Assign(*l, replace_array_fns(value, locals, temps)),
+                    TStmt::Expr(value) => TStmt::Expr(replace_array_fns(value, locals, temps)),
+                    TStmt::Print(..) => st.clone(),
+                })
+                .collect(),
+            tail: b.tail.as_ref().map(|t| map(t, locals, temps)),
+        }),
+        TExprKind::While(c, body) => {
+            let c = map(c, locals, temps);
+            TExprKind::While(c, map(body, locals, temps))
+        }
+        TExprKind::For {
+            var,
+            start,
+            end,
+            inclusive,
+            body,
+        } => {
+            let start = map(start, locals, temps);
+            let end = map(end, locals, temps);
+            TExprKind::For {
+                var: *var,
+                start,
+                end,
+                inclusive: *inclusive,
+                body: map(body, locals, temps),
+            }
+        }
+        TExprKind::Return(v) => TExprKind::Return(v.as_ref().map(|v| map(v, locals, temps))),
+        TExprKind::Lit(_)
+        | TExprKind::Local(_)
+        | TExprKind::Const(_)
+        | TExprKind::Break
+        | TExprKind::Continue
+        | TExprKind::Array(..)
+        | TExprKind::Error => e.kind.clone(),
     };
     out
 }

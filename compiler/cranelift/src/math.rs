@@ -3,11 +3,11 @@
 //! Compiled kernels call the *same* functions the reference interpreter evaluates (the
 //! `libm` crate, a port of musl's libm), so the CPU back end and the interpreter agree
 //! bit for bit on every input, and results do not depend on the host's C library.
-//! Accuracy is therefore musl's: `sqrt`, `floor`, `ceil`, `trunc`, `round`, `fma`,
-//! `copysign` and `fmod` (`%` on floats) are exact; the others aim for < 1 ulp (musl's
-//! `exp`, `exp2`, `log`, `log2`, `pow` come from ARM's optimized-routines, ≈ 0.5 ulp), and
-//! `docs/math.md` lists them. The corpus compares CPU results with the interpreter's bit for
-//! bit, since both run this code. `sqrt`, `floor`, `ceil`, `trunc`, `fma`,
+//! Accuracy is therefore that of the `libm` crate: `sqrt`, `floor`, `ceil`, `trunc`, `round`,
+//! `fma`, `copysign` and `fmod` (`%` on floats) are exact; `docs/math.md` lists every other
+//! function with where its code comes from and the accuracy its source states. The corpus
+//! compares CPU results with the interpreter's bit for bit, since both run this code.
+//! `sqrt`, `floor`, `ceil`, `trunc`, `fma`,
 //! `abs`, `copysign`, `min`, `max` compile to machine instructions; the rest are calls.
 //!
 //! The symbols are also registered for Cranelift's own libcalls (`fma`, `floor`, … on

@@ -44,23 +44,44 @@ impl Body<'_, '_> {
         let t = |class| vec![("T".to_string(), class)];
         let param = |c| Ty::Param(0, "T".into(), c);
         let typed = |b: &mut Self, generics: Vec<(String, Class)>, params: Vec<Ty>, ret: Ty| {
-            b.generic_call(&f.name, f.span, &generics, &params, &ret, args, span, hint, false)
-                .map(|(_, args, ret)| (args, ret))
+            b.generic_call(
+                &f.name, f.span, &generics, &params, &ret, args, span, hint, false,
+            )
+            .map(|(_, args, ret)| (args, ret))
         };
         let result = match f.name.as_str() {
-            "linspace" => typed(self, t(Class::Float), vec![param(Class::Float), param(Class::Float), Ty::I64], param(Class::Float))
-                .map(|(a, r)| (ArrayFn::Linspace, a, r)),
+            "linspace" => typed(
+                self,
+                t(Class::Float),
+                vec![param(Class::Float), param(Class::Float), Ty::I64],
+                param(Class::Float),
+            )
+            .map(|(a, r)| (ArrayFn::Linspace, a, r)),
             "arange" => {
                 let n = args.len().clamp(1, 3);
-                typed(self, t(Class::Num), vec![param(Class::Num); n], param(Class::Num))
-                    .map(|(a, r)| (ArrayFn::Arange, a, r))
+                typed(
+                    self,
+                    t(Class::Num),
+                    vec![param(Class::Num); n],
+                    param(Class::Num),
+                )
+                .map(|(a, r)| (ArrayFn::Arange, a, r))
             }
             "zeros" | "ones" => {
-                let which = if f.name == "zeros" { ArrayFn::Zeros } else { ArrayFn::Ones };
+                let which = if f.name == "zeros" {
+                    ArrayFn::Zeros
+                } else {
+                    ArrayFn::Ones
+                };
                 typed(self, vec![], vec![Ty::I64], f64_).map(|(a, r)| (which, a, r))
             }
-            "full" => typed(self, t(Class::Any), vec![Ty::I64, param(Class::Any)], param(Class::Any))
-                .map(|(a, r)| (ArrayFn::Full, a, r)),
+            "full" => typed(
+                self,
+                t(Class::Any),
+                vec![Ty::I64, param(Class::Any)],
+                param(Class::Any),
+            )
+            .map(|(a, r)| (ArrayFn::Full, a, r)),
             "random" => typed(self, vec![], vec![Ty::I64, Ty::I64], f64_)
                 .map(|(a, r)| (ArrayFn::Random, a, r)),
             "load" => self.path_args(f, args, span, 1).map(|a| {
@@ -97,7 +118,12 @@ impl Body<'_, '_> {
         if args.len() != count {
             self.cx.error(
                 span,
-                format!("`{}` takes {count} argument{}, but {} were given", f.name, if count == 1 { "" } else { "s" }, args.len()),
+                format!(
+                    "`{}` takes {count} argument{}, but {} were given",
+                    f.name,
+                    if count == 1 { "" } else { "s" },
+                    args.len()
+                ),
                 format!("expected {count}"),
             );
             return None;
@@ -105,7 +131,11 @@ impl Body<'_, '_> {
         let mut out: Vec<TExpr> = args.iter().map(|a| self.expr(a)).collect();
         if out[0].ty != Ty::Str {
             if out[0].ty != Ty::Error {
-                self.cx.error(out[0].span, format!("`{}` needs a file name in quotes", f.name), "not a string");
+                self.cx.error(
+                    out[0].span,
+                    format!("`{}` needs a file name in quotes", f.name),
+                    "not a string",
+                );
             }
             return None;
         }
@@ -118,7 +148,11 @@ impl Body<'_, '_> {
                 }
                 Ty::Error => return None,
                 other => {
-                    self.cx.error(a.span, format!("`{}` writes an array, found `{other}`", f.name), "not an array");
+                    self.cx.error(
+                        a.span,
+                        format!("`{}` writes an array, found `{other}`", f.name),
+                        "not an array",
+                    );
                     return None;
                 }
             }
@@ -142,7 +176,11 @@ impl Body<'_, '_> {
             return None;
         }
         let ExprKind::Name(name) = &args[0].kind else {
-            self.cx.error(args[0].span, "the first argument of `reduce` names a `reduce` item", "not a name");
+            self.cx.error(
+                args[0].span,
+                "the first argument of `reduce` names a `reduce` item",
+                "not a name",
+            );
             return None;
         };
         let Some(id) = self.cx.item_ids.get(&name.name).copied() else {
@@ -152,7 +190,12 @@ impl Body<'_, '_> {
                 .iter()
                 .filter(|(_, id)| self.cx.sigs[id.0 as usize].kind == ItemKind::Reduce)
                 .map(|(n, _)| n.as_str());
-            let mut d = diag::error(self.cx.file, name.span, format!("no reduce item named `{}`", name.name), "not defined");
+            let mut d = diag::error(
+                self.cx.file,
+                name.span,
+                format!("no reduce item named `{}`", name.name),
+                "not defined",
+            );
             if let Some(s) = diag::suggest(&name.name, candidates) {
                 d = diag::help(d, format!("did you mean `{s}`?"));
             }
@@ -162,7 +205,11 @@ impl Body<'_, '_> {
         let sig = &self.cx.sigs[id.0 as usize];
         if sig.kind != ItemKind::Reduce {
             let kind = sig.kind.keyword();
-            self.cx.error(name.span, format!("`{}` is a {kind}, not a reduce", name.name), "not a reduce item");
+            self.cx.error(
+                name.span,
+                format!("`{}` is a {kind}, not a reduce", name.name),
+                "not a reduce item",
+            );
             return None;
         }
         let (generics, params, ret) = (sig.generics.clone(), sig.params.clone(), sig.ret.clone());
@@ -185,7 +232,17 @@ impl Body<'_, '_> {
             })
             .collect::<Option<_>>()?;
         if let Some(axis) = args.get(2) {
-            let (_, a, _) = self.generic_call("reduce", f.span, &[], &[Ty::I64], &Ty::I64, std::slice::from_ref(axis), axis.span, None, false)?;
+            let (_, a, _) = self.generic_call(
+                "reduce",
+                f.span,
+                &[],
+                &[Ty::I64],
+                &Ty::I64,
+                std::slice::from_ref(axis),
+                axis.span,
+                None,
+                false,
+            )?;
             targs_args.extend(a);
         }
         Some((ArrayFn::Reduce { item: id, targs }, targs_args, ret))
