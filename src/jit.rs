@@ -338,19 +338,10 @@ impl<'m> Ufunc<'m> {
                 T::DTYPE
             )));
         }
-        let inner = self
-            .module
-            .jit
-            .exec
-            .inner_loop(m, id)
-            .map_err(|error| Error::Runtime {
-                error,
-                file: Some(self.module.compiled.name.clone()),
-            })?;
         Ok(TypedUfunc {
             module: self.module,
             id,
-            inner,
+            loops: std::sync::Mutex::new(Vec::new()),
             _out: std::marker::PhantomData,
         })
     }
@@ -361,18 +352,33 @@ impl<'m> Ufunc<'m> {
 pub struct TypedUfunc<'m, T> {
     module: &'m JitModule,
     id: KernelId,
-    inner: Box<dyn InnerLoop + 'm>,
+    /// Native loops by their set of uniform (broadcast scalar) inputs: usually one or two.
+    loops: std::sync::Mutex<Vec<(u64, Arc<dyn InnerLoop + 'm>)>>,
     _out: std::marker::PhantomData<fn() -> T>,
 }
 
-impl<T: Element> TypedUfunc<'_, T> {
+impl<'m, T: Element> TypedUfunc<'m, T> {
+    fn inner(&self, uniform: u64) -> Result<Arc<dyn InnerLoop + 'm>, kiln_interp::RuntimeError> {
+        let mut loops = self.loops.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, l)) = loops.iter().find(|(u, _)| *u == uniform) {
+            return Ok(l.clone());
+        }
+        let l = self
+            .module
+            .jit
+            .exec
+            .inner_loop(self.module.module(), self.id, uniform)?;
+        loops.push((uniform, l.clone()));
+        Ok(l)
+    }
+
     /// Applies the ufunc; returns a fresh array.
     pub fn call(&self, args: &[Arg]) -> Result<ArrayD<T>, Error> {
         let m = self.module.module();
         let out = kiln_runtime::map_with(
             m,
             self.id,
-            self.inner.as_ref(),
+            &|u| self.inner(u),
             args,
             None,
             &self.module.jit.threads,
@@ -388,7 +394,7 @@ impl<T: Element> TypedUfunc<'_, T> {
         kiln_runtime::map_with(
             m,
             self.id,
-            self.inner.as_ref(),
+            &|u| self.inner(u),
             args,
             Some(&mut outs),
             &self.module.jit.threads,

@@ -220,7 +220,7 @@ fn native(stage: Stage, module: &kiln::Module, id: kiln::KernelId) -> Result<Str
     let cpu = kiln_cranelift::Cpu::new().map_err(|e| Error::Usage(e.to_string()))?;
     let k = module.kernel(id);
     let (shape, what) = match k.kind {
-        KernelKind::Ufunc => (Shape::Loop, "ufunc loop"),
+        KernelKind::Ufunc => (Shape::Loop { uniform: 0 }, "ufunc loop"),
         KernelKind::Reduce => (Shape::Reduce { combine: id }, "reduction loop"),
         _ => (Shape::Scalar, "scalar entry"),
     };

@@ -20,11 +20,12 @@ pub use array::{Arg, DynArray, DynView, DynViewMut, Element};
 use kiln_interp::{ErrorKind, Fuel, RuntimeError};
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 pub use par::{
-    broadcast_shapes, map, map_with, reduce_all, reduce_axis, Error, Threads, REDUCE_BLOCK,
+    broadcast_shapes, map, map_with, reduce_all, reduce_axis, Error, LoopSource, Threads,
+    REDUCE_BLOCK,
 };
 
 /// A ufunc's inner loop over raw operands (NumPy's model).
-pub trait InnerLoop: Sync {
+pub trait InnerLoop: Send + Sync {
     /// Applies the kernel to `n` elements: operand `j` (inputs then outputs) is at
     /// `ptrs[j] + i * strides[j]` (bytes). On failure, the index of the failing element.
     ///
@@ -41,7 +42,7 @@ pub trait InnerLoop: Sync {
 }
 
 /// A reduction's inner loop: folds elements into an accumulator.
-pub trait ReduceLoop: Sync {
+pub trait ReduceLoop: Send + Sync {
     /// Folds `n` elements (after the optional map) into `acc`.
     ///
     /// # Safety
@@ -67,12 +68,15 @@ pub trait Executor: Send + Sync {
     /// Calls kernel `id` of `m` with `args`; `m` must have passed `kiln_ir::verify`.
     fn call(&self, m: &Module, id: KernelId, args: &[Scalar]) -> Result<Vec<Scalar>, RuntimeError>;
 
-    /// The inner loop of kernel `id` (a ufunc or any kernel with scalar parameters).
+    /// The inner loop of kernel `id` (a ufunc or any kernel with scalar parameters). Bit `j`
+    /// of `uniform` promises that input `j` has stride 0 in every call of the loop (a
+    /// broadcast scalar), which a back end may read once and hoist work out of the loop for.
     fn inner_loop<'m>(
         &'m self,
         m: &'m Module,
         id: KernelId,
-    ) -> Result<Box<dyn InnerLoop + 'm>, RuntimeError>;
+        uniform: u64,
+    ) -> Result<Arc<dyn InnerLoop + 'm>, RuntimeError>;
 
     /// The reduction loop of `combine` (a `reduce` item's kernel), applying `map` to the
     /// inputs first if given.
@@ -234,8 +238,9 @@ impl Executor for Interpreter {
         &'m self,
         m: &'m Module,
         id: KernelId,
-    ) -> Result<Box<dyn InnerLoop + 'm>, RuntimeError> {
-        Ok(Box::new(InterpLoop {
+        _uniform: u64,
+    ) -> Result<Arc<dyn InnerLoop + 'm>, RuntimeError> {
+        Ok(Arc::new(InterpLoop {
             interp: self,
             m,
             id,
@@ -345,11 +350,12 @@ impl Executor for Cpu {
         &'m self,
         m: &'m Module,
         id: KernelId,
-    ) -> Result<Box<dyn InnerLoop + 'm>, RuntimeError> {
-        Ok(Box::new(CpuLoop(self.compile(
+        uniform: u64,
+    ) -> Result<Arc<dyn InnerLoop + 'm>, RuntimeError> {
+        Ok(Arc::new(CpuLoop(self.compile(
             m,
             id,
-            kiln_cranelift::Shape::Loop,
+            kiln_cranelift::Shape::Loop { uniform },
         )?)))
     }
 

@@ -276,19 +276,27 @@ pub fn map(
     outputs: Option<&mut [DynViewMut]>,
     threads: &Threads,
 ) -> Result<Vec<DynArray>, Error> {
-    let inner = exec.inner_loop(m, id).map_err(|error| Error::Kernel {
-        error,
-        index: vec![],
-    })?;
-    map_with(m, id, inner.as_ref(), args, outputs, threads)
+    map_with(
+        m,
+        id,
+        &|uniform| exec.inner_loop(m, id, uniform),
+        args,
+        outputs,
+        threads,
+    )
 }
 
-/// [`map`] with an inner loop obtained beforehand (from [`Executor::inner_loop`] for kernel
-/// `id` of `m`): what typed handles use to skip the per-call lookup.
-pub fn map_with(
+/// Where [`map_with`] gets the inner loop for a set of uniform inputs (see
+/// [`Executor::inner_loop`]).
+pub type LoopSource<'a, 'm> =
+    dyn Fn(u64) -> Result<std::sync::Arc<dyn InnerLoop + 'm>, RuntimeError> + 'a;
+
+/// [`map`] with the inner loop from `loops` (for kernel `id` of `m`): what typed handles
+/// use to keep their loops and skip the back end's lookup on every call.
+pub fn map_with<'m>(
     m: &Module,
     id: KernelId,
-    inner: &dyn InnerLoop,
+    loops: &LoopSource<'_, 'm>,
     args: &[Arg],
     outputs: Option<&mut [DynViewMut]>,
     threads: &Threads,
@@ -419,7 +427,24 @@ pub fn map_with(
     }
     ins.extend(outs_raw);
     let plan = Plan::new(shape, &ins);
+    // Inputs with stride 0 along the innermost dimension are the same for every element of
+    // every segment.
+    let last = plan.dims.len() - 1;
+    let uniform = (0..k.params.len().min(64))
+        .filter(|&j| plan.strides[j][last] == 0)
+        .fold(0u64, |mask, j| mask | 1 << j);
+    let inner = if plan.total == 0 {
+        None
+    } else {
+        Some(loops(uniform).map_err(|error| Error::Kernel {
+            error,
+            index: vec![],
+        })?)
+    };
     let run = |start: usize, end: usize| -> Result<(), (usize, RuntimeError)> {
+        let Some(inner) = &inner else {
+            return Ok(());
+        };
         plan.segments(start, end, |n, ptrs, strides, first| {
             // SAFETY: the plan's operands are the borrowed arrays and scalar slots; every
             // segment stays inside them; outputs are exclusively borrowed (or fresh), and

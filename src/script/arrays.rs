@@ -508,7 +508,9 @@ fn replace_array_fns<'c>(
                         destructure: *destructure,
                         value: replace_array_fns(value, locals, temps),
                     },
-                    TStmt::Assign(l, value) => TStmt::Assign(*l, replace_array_fns(value, locals, temps)),
+                    TStmt::Assign(l, value) => {
+                        TStmt::Assign(*l, replace_array_fns(value, locals, temps))
+                    }
                     TStmt::Expr(value) => TStmt::Expr(replace_array_fns(value, locals, temps)),
                     TStmt::Print(..) => st.clone(),
                 })

@@ -40,7 +40,7 @@ use kiln_interp::RuntimeError;
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 
 pub use translate::{byte_size, Site};
-use translate::{cl_type, mem, Emitter, Unit};
+use translate::{cl_type, mem, Emitter, Hoisted, Unit};
 
 /// What a back-end failure is: an unsupported host, or Cranelift rejecting what Kiln gave it
 /// (always a Kiln bug).
@@ -57,8 +57,12 @@ fn backend_err(e: impl std::fmt::Display) -> BackendError {
 pub enum Shape {
     /// Scalar arguments in, scalar results out.
     Scalar,
-    /// A ufunc's inner loop over `n` elements.
-    Loop,
+    /// A ufunc's inner loop over `n` elements; bit `j` of `uniform` says input `j` has
+    /// stride 0 in every call (a broadcast scalar), which the loop then reads once.
+    Loop {
+        /// Inputs that are the same for every element.
+        uniform: u64,
+    },
     /// A reduction loop with this combine kernel; the kernel compiled is the optional map
     /// applied to the inputs first (`None`: one input, reduced as is).
     Reduce {
@@ -228,7 +232,8 @@ impl Code {
     /// `ptrs` and `strides` hold one entry per parameter then per result; for each operand,
     /// `ptrs[j] + i * strides[j]` for `i < n` must be valid, aligned, and of the operand's
     /// type, readable for inputs and writable (and not read by anyone else meanwhile) for
-    /// outputs. An output may be exactly an input (same pointer and stride).
+    /// outputs. An output may be exactly an input (same pointer and stride). An input
+    /// marked uniform in the entry's [`Shape::Loop`] is read once, at `ptrs[j]`, when `n > 0`.
     pub unsafe fn run_loop(
         &self,
         n: usize,
@@ -408,7 +413,7 @@ impl Cpu {
             let mut sig = unit.jit.make_signature();
             let nparams = match shape {
                 Shape::Scalar => 2,
-                Shape::Loop => 4,
+                Shape::Loop { .. } => 4,
                 Shape::Reduce { .. } => 5,
             };
             for i in 0..nparams {
@@ -431,7 +436,9 @@ impl Cpu {
                 let mut e = start_function(&mut b, &mut unit);
                 match shape {
                     Shape::Scalar => scalar_entry(&mut e, id).map_err(backend_err)?,
-                    Shape::Loop => loop_entry(&mut e, id).map_err(backend_err)?,
+                    Shape::Loop { uniform } => {
+                        loop_entry(&mut e, id, uniform).map_err(backend_err)?
+                    }
                     Shape::Reduce { combine } => {
                         reduce_entry(&mut e, id, combine).map_err(backend_err)?
                     }
@@ -568,33 +575,61 @@ fn body_entry(e: &mut Emitter, id: KernelId) -> EmitResult {
     Ok(())
 }
 
+/// What a loop entry computes per element.
+type Body<'x> = dyn FnMut(&mut Emitter, &[cl::Value], &Hoisted) -> ModResult<Vec<cl::Value>> + 'x;
+
+type ModResult<T> = Result<T, cranelift_module::ModuleError>;
+
+/// The operands of a loop entry and how they vary.
+struct LoopOperands<'a> {
+    inputs: &'a [ScalarType],
+    outputs: &'a [ScalarType],
+    /// Bit `j` set: input `j` is the same for every element (stride 0), so it is loaded once
+    /// and what depends only on such inputs is computed once ([`Emitter::hoist`]).
+    uniform: u64,
+    /// The kernel whose invariant work is hoisted, if any.
+    hoist: Option<KernelId>,
+}
+
+impl LoopOperands<'_> {
+    fn is_uniform(&self, j: usize) -> bool {
+        j < self.inputs.len() && j < 64 && (self.uniform >> j) & 1 == 1
+    }
+}
+
 /// The loop skeleton shared by ufunc and reduction entries: `for i in 0..n`, with a
 /// contiguous variant (operands addressed by one offset per element size) when every
-/// stride equals its element size, and a strided variant (one pointer per operand) otherwise.
-/// `body` gets the loaded inputs and returns the values to store into the outputs. On a
-/// trap, the trap block stores `i` into `*err_index` and returns the site. Returns with the
-/// builder in the block after the loop.
+/// varying operand's stride equals its element size, and a strided variant (one pointer per
+/// operand) otherwise. Uniform inputs are loaded once, before either. `body` gets the
+/// inputs and returns the values to store into the outputs. On a trap, the trap block
+/// stores `i` into `*err_index` and returns the site. Returns with the builder in the block
+/// after the loop.
+#[allow(clippy::too_many_arguments)]
 fn emit_loop(
     e: &mut Emitter,
-    inputs: &[ScalarType],
-    outputs: &[ScalarType],
+    ops_desc: &LoopOperands,
     n: cl::Value,
     ptrs: cl::Value,
     strides: cl::Value,
     err_index: cl::Value,
     contiguous_variant: bool,
-    body: &mut dyn FnMut(
-        &mut Emitter,
-        &[cl::Value],
-    ) -> Result<Vec<cl::Value>, cranelift_module::ModuleError>,
+    body: &mut Body,
 ) -> EmitResult {
     let ptr_ty = e.unit.pointer();
-    let ops: Vec<ScalarType> = inputs.iter().chain(outputs).copied().collect();
+    let ops: Vec<ScalarType> = ops_desc
+        .inputs
+        .iter()
+        .chain(ops_desc.outputs)
+        .copied()
+        .collect();
     let bases: Vec<cl::Value> = (0..ops.len())
         .map(|j| e.b.ins().load(ptr_ty, mem(), ptrs, 8 * j as i32))
         .collect();
     let steps: Vec<cl::Value> = (0..ops.len())
         .map(|j| e.b.ins().load(ptr_ty, mem(), strides, 8 * j as i32))
+        .collect();
+    let varying: Vec<usize> = (0..ops.len())
+        .filter(|&j| !ops_desc.is_uniform(j))
         .collect();
     let i_var = e.b.declare_var(types::I64);
     let zero = e.b.ins().iconst(types::I64, 0);
@@ -610,8 +645,24 @@ fn emit_loop(
     e.b.ins().brif(any, choose, &[], done, &[]);
     e.b.switch_to_block(choose);
 
+    // Preheader (only reached when n > 0, so uniform operands are valid to read).
+    let uniform_vals: Vec<Option<cl::Value>> = ops_desc
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(j, &t)| {
+            ops_desc
+                .is_uniform(j)
+                .then(|| e.b.ins().load(cl_type(t), mem(), bases[j], 0))
+        })
+        .collect();
+    let hoisted = match ops_desc.hoist {
+        Some(k) => e.hoist(k, &uniform_vals)?,
+        None => Hoisted::default(),
+    };
+
     // Contiguous variant: one byte offset per distinct element size.
-    let mut sizes: Vec<u32> = ops.iter().map(|&t| byte_size(t)).collect();
+    let mut sizes: Vec<u32> = varying.iter().map(|&j| byte_size(ops[j])).collect();
     sizes.sort_unstable();
     sizes.dedup();
     let off_vars: Vec<(u32, Variable)> = sizes
@@ -621,10 +672,12 @@ fn emit_loop(
     if contiguous_variant {
         let contiguous_block = e.b.create_block();
         let mut all = e.b.ins().iconst(types::I8, 1);
-        for (j, &t) in ops.iter().enumerate() {
-            let is =
-                e.b.ins()
-                    .icmp_imm_s(cl::condcodes::IntCC::Equal, steps[j], byte_size(t) as i64);
+        for &j in &varying {
+            let is = e.b.ins().icmp_imm_s(
+                cl::condcodes::IntCC::Equal,
+                steps[j],
+                byte_size(ops[j]) as i64,
+            );
             all = e.b.ins().band(all, is);
         }
         for &(_, v) in &off_vars {
@@ -633,16 +686,21 @@ fn emit_loop(
         }
         e.b.ins().brif(all, contiguous_block, &[], strided_pre, &[]);
         e.b.switch_to_block(contiguous_block);
-        let addrs: Vec<cl::Value> = ops
-            .iter()
-            .enumerate()
-            .map(|(j, &t)| {
-                let var = off_vars.iter().find(|(s, _)| *s == byte_size(t)).unwrap().1;
+        let addrs: Vec<Option<cl::Value>> = (0..ops.len())
+            .map(|j| {
+                if ops_desc.is_uniform(j) {
+                    return None;
+                }
+                let var = off_vars
+                    .iter()
+                    .find(|(s, _)| *s == byte_size(ops[j]))
+                    .expect("every varying size has an offset")
+                    .1;
                 let off = e.b.use_var(var);
-                e.b.ins().iadd(bases[j], off)
+                Some(e.b.ins().iadd(bases[j], off))
             })
             .collect();
-        loop_body(e, inputs, &addrs, body)?;
+        loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
         for &(s, v) in &off_vars {
             let off = e.b.use_var(v);
             let next = e.b.ins().iadd_imm_s(off, s as i64);
@@ -657,24 +715,27 @@ fn emit_loop(
         e.b.ins().jump(strided_pre, &[]);
     }
 
-    // Strided variant: one pointer per operand, bumped by its stride.
+    // Strided variant: one pointer per varying operand, bumped by its stride.
     e.b.switch_to_block(strided_pre);
-    let p_vars: Vec<Variable> = bases
-        .iter()
-        .map(|&base| {
-            let v = e.b.declare_var(ptr_ty);
-            e.b.def_var(v, base);
-            v
+    let p_vars: Vec<Option<Variable>> = (0..ops.len())
+        .map(|j| {
+            (!ops_desc.is_uniform(j)).then(|| {
+                let v = e.b.declare_var(ptr_ty);
+                e.b.def_var(v, bases[j]);
+                v
+            })
         })
         .collect();
     e.b.ins().jump(strided, &[]);
     e.b.switch_to_block(strided);
-    let addrs: Vec<cl::Value> = p_vars.iter().map(|&v| e.b.use_var(v)).collect();
-    loop_body(e, inputs, &addrs, body)?;
-    for (j, &v) in p_vars.iter().enumerate() {
-        let p = e.b.use_var(v);
-        let next = e.b.ins().iadd(p, steps[j]);
-        e.b.def_var(v, next);
+    let addrs: Vec<Option<cl::Value>> = p_vars.iter().map(|v| v.map(|v| e.b.use_var(v))).collect();
+    loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
+    for (j, v) in p_vars.iter().enumerate() {
+        if let Some(v) = *v {
+            let p = e.b.use_var(v);
+            let next = e.b.ins().iadd(p, steps[j]);
+            e.b.def_var(v, next);
+        }
     }
     let i = e.b.use_var(i_var);
     let i1 = e.b.ins().iadd_imm_s(i, 1);
@@ -694,42 +755,52 @@ fn emit_loop(
     Ok(())
 }
 
-/// Loads the inputs at `addrs`, runs `body`, stores its values at the output addresses.
+/// Loads the varying inputs at `addrs` (uniform ones are already loaded), runs `body`,
+/// stores its values at the output addresses.
 fn loop_body(
     e: &mut Emitter,
     inputs: &[ScalarType],
-    addrs: &[cl::Value],
-    body: &mut dyn FnMut(
-        &mut Emitter,
-        &[cl::Value],
-    ) -> Result<Vec<cl::Value>, cranelift_module::ModuleError>,
+    addrs: &[Option<cl::Value>],
+    uniform_vals: &[Option<cl::Value>],
+    hoisted: &Hoisted,
+    body: &mut Body,
 ) -> EmitResult {
     let args: Vec<cl::Value> = inputs
         .iter()
-        .zip(addrs)
-        .map(|(&t, &a)| e.b.ins().load(cl_type(t), mem(), a, 0))
+        .enumerate()
+        .map(|(j, &t)| match (uniform_vals[j], addrs[j]) {
+            (Some(v), _) => v,
+            (None, Some(a)) => e.b.ins().load(cl_type(t), mem(), a, 0),
+            (None, None) => unreachable!("an input is uniform or has an address"),
+        })
         .collect();
-    let outs = body(e, &args)?;
-    for (v, &a) in outs.into_iter().zip(&addrs[inputs.len()..]) {
+    let outs = body(e, &args, hoisted)?;
+    for (v, a) in outs.into_iter().zip(&addrs[inputs.len()..]) {
+        let a = a.expect("outputs always vary");
         e.b.ins().store(mem(), v, a, 0);
     }
     Ok(())
 }
 
-fn loop_entry(e: &mut Emitter, id: KernelId) -> EmitResult {
+fn loop_entry(e: &mut Emitter, id: KernelId, uniform: u64) -> EmitResult {
     let p = entry_params(e);
     let k = e.unit.ir.kernel(id);
     let (inputs, outputs) = (k.params.clone(), k.results.clone());
+    let ops = LoopOperands {
+        inputs: &inputs,
+        outputs: &outputs,
+        uniform,
+        hoist: Some(id),
+    };
     emit_loop(
         e,
-        &inputs,
-        &outputs,
+        &ops,
         p[0],
         p[1],
         p[2],
         p[3],
         true,
-        &mut |e, args| e.kernel(id, args),
+        &mut |e, args, pre| e.kernel_with(id, args, pre),
     )?;
     let ok = e.status(0);
     e.b.ins().return_(&[ok]);
@@ -749,27 +820,23 @@ fn reduce_entry(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitResult
     let acc_var = e.b.declare_var(cl_type(acc_ty));
     let acc0 = e.b.ins().load(cl_type(acc_ty), mem(), p[3], 0);
     e.b.def_var(acc_var, acc0);
-    emit_loop(
-        e,
-        &inputs,
-        &[],
-        p[0],
-        p[1],
-        p[2],
-        p[4],
-        false,
-        &mut |e, args| {
-            let x = if map == combine {
-                args[0]
-            } else {
-                e.kernel(map, args)?[0]
-            };
-            let acc = e.b.use_var(acc_var);
-            let next = e.kernel(combine, &[acc, x])?[0];
-            e.b.def_var(acc_var, next);
-            Ok(vec![])
-        },
-    )?;
+    let ops = LoopOperands {
+        inputs: &inputs,
+        outputs: &[],
+        uniform: 0,
+        hoist: None,
+    };
+    emit_loop(e, &ops, p[0], p[1], p[2], p[4], false, &mut |e, args, _| {
+        let x = if map == combine {
+            args[0]
+        } else {
+            e.kernel(map, args)?[0]
+        };
+        let acc = e.b.use_var(acc_var);
+        let next = e.kernel(combine, &[acc, x])?[0];
+        e.b.def_var(acc_var, next);
+        Ok(vec![])
+    })?;
     let acc = e.b.use_var(acc_var);
     e.b.ins().store(mem(), acc, p[3], 0);
     let ok = e.status(0);

@@ -96,7 +96,7 @@ fn loops_run_contiguous_and_strided_operands() {
     let m = module(AXPY);
     let cpu = Cpu::new().unwrap();
     let f = cpu
-        .compile(&m, m.find("axpy").unwrap(), Shape::Loop)
+        .compile(&m, m.find("axpy").unwrap(), Shape::Loop { uniform: 0 })
         .unwrap();
     let a = [2.0f64];
     let x: Vec<f64> = (0..10).map(|i| i as f64).collect();
@@ -133,7 +133,7 @@ fn loop_errors_report_the_element() {
     let m = module(AXPY);
     let cpu = Cpu::new().unwrap();
     let f = cpu
-        .compile(&m, m.find("halve").unwrap(), Shape::Loop)
+        .compile(&m, m.find("halve").unwrap(), Shape::Loop { uniform: 0 })
         .unwrap();
     let x = [1i64, 2, 0, 4];
     let mut out = [0i64; 4];
@@ -171,12 +171,14 @@ fn cache_reuses_identical_kernels_and_separates_different_ones() {
     let cpu = Cpu::new().unwrap();
     let m1 = module(AXPY);
     let id = m1.find("sq").unwrap();
-    let a = cpu.compile(&m1, id, Shape::Loop).unwrap();
-    let b = cpu.compile(&m1.clone(), id, Shape::Loop).unwrap();
+    let a = cpu.compile(&m1, id, Shape::Loop { uniform: 0 }).unwrap();
+    let b = cpu
+        .compile(&m1.clone(), id, Shape::Loop { uniform: 0 })
+        .unwrap();
     assert!(Arc::ptr_eq(&a, &b), "same IR, same code");
     let m2 = module(&AXPY.replace("v1: f64 = mul v0, v0", "v1: f64 = add v0, v0"));
     let c = cpu
-        .compile(&m2, m2.find("sq").unwrap(), Shape::Loop)
+        .compile(&m2, m2.find("sq").unwrap(), Shape::Loop { uniform: 0 })
         .unwrap();
     assert!(!Arc::ptr_eq(&a, &c), "a changed body is a different entry");
     let d = cpu.compile(&m1, id, Shape::Scalar).unwrap();
@@ -222,4 +224,44 @@ block0(v0: i32):
         .unwrap();
     assert!(listing.clif.contains("call fn"), "{}", listing.clif);
     assert!(!listing.asm.is_empty());
+}
+
+#[test]
+fn uniform_inputs_are_read_once_and_invariant_work_hoisted() {
+    let m = module(
+        "
+ufunc scaled(f64, f64) -> f64 {
+block0(v0: f64, v1: f64):
+    v2: f64 = exp v1
+    v3: f64 = mul v0, v2
+    return v3
+}
+",
+    );
+    let cpu = Cpu::new().unwrap();
+    let id = m.find("scaled").unwrap();
+    let f = cpu.compile(&m, id, Shape::Loop { uniform: 0b10 }).unwrap();
+    let x: Vec<f64> = (0..6).map(|i| i as f64).collect();
+    let s = [1.5f64];
+    let mut out = vec![0.0f64; 6];
+    let ptrs = [
+        x.as_ptr() as *mut u8,
+        s.as_ptr() as *mut u8,
+        out.as_mut_ptr() as *mut u8,
+    ];
+    // SAFETY: six elements of x and out; the uniform input is read once.
+    unsafe { f.run_loop(6, &ptrs, &[8, 0, 8]) }.unwrap();
+    let want: Vec<f64> = x.iter().map(|v| v * libm::exp(1.5)).collect();
+    assert_eq!(out, want);
+    // The call of `exp` sits before the loop: the listing's loop blocks do not call it.
+    let listing = cpu.listing(&m, id, Shape::Loop { uniform: 0b10 }).unwrap();
+    assert_eq!(
+        listing.clif.matches("call fn").count(),
+        1,
+        "{}",
+        listing.clif
+    );
+    // Empty calls never read a uniform operand (its pointer may dangle).
+    // SAFETY: n = 0 reads nothing.
+    unsafe { f.run_loop(0, &[std::ptr::null_mut(); 3], &[8, 0, 8]) }.unwrap();
 }

@@ -147,6 +147,10 @@ impl<'m> Unit<'m> {
     }
 }
 
+/// Values of a kernel computed once before a loop ([`Emitter::hoist`]).
+#[derive(Default)]
+pub struct Hoisted(HashMap<kiln_ir::Value, cl::Value>);
+
 /// Emits kernels inline into one Cranelift function.
 pub struct Emitter<'a, 'b, 'm> {
     /// The function being built.
@@ -181,6 +185,60 @@ impl Emitter<'_, '_, '_> {
     /// Emits kernel `id` with `args` at the current position and returns its results; the
     /// builder is left in the block after the kernel.
     pub fn kernel(&mut self, id: KernelId, args: &[cl::Value]) -> Result<Vec<cl::Value>> {
+        self.kernel_with(id, args, &Hoisted::default())
+    }
+
+    /// Emits, at the current position, the instructions of kernel `id`'s entry block that
+    /// depend only on the arguments given (`Some`) and cannot fail: in a loop preheader,
+    /// the work that is the same for every element (`sqrt(t)` and `exp(-r * t)` of a
+    /// Black-Scholes kernel whose `t` and `r` are broadcast scalars). Math calls are pure,
+    /// so they are hoisted too; integer division, asserts and calls are not.
+    pub fn hoist(&mut self, id: KernelId, args: &[Option<cl::Value>]) -> Result<Hoisted> {
+        let k = self.unit.ir.kernel(id);
+        let entry = k.entry();
+        let mut vals: Vec<Option<cl::Value>> = vec![None; k.values.len()];
+        for (&p, a) in k.block(entry).params.iter().zip(args) {
+            vals[p.index()] = *a;
+        }
+        let mut hoisted = Hoisted::default();
+        for &inst in &k.block(entry).insts {
+            let data = k.inst(inst);
+            let pure = match &data.kind {
+                InstKind::Const(_)
+                | InstKind::Unary(..)
+                | InstKind::Fma(..)
+                | InstKind::Select(..)
+                | InstKind::Cast(_) => true,
+                InstKind::Binary(op, a, _) => !(op.can_trap() && k.value_type(*a).is_int()),
+                _ => false,
+            };
+            if !pure
+                || data
+                    .kind
+                    .operands()
+                    .iter()
+                    .any(|v| vals[v.index()].is_none())
+            {
+                continue;
+            }
+            let Some(results) = self.value_inst(k, inst, &vals)? else {
+                continue;
+            };
+            for (&r, v) in data.results.iter().zip(results) {
+                vals[r.index()] = Some(v);
+                hoisted.0.insert(r, v);
+            }
+        }
+        Ok(hoisted)
+    }
+
+    /// Like [`Emitter::kernel`], with values already computed by [`Emitter::hoist`].
+    pub fn kernel_with(
+        &mut self,
+        id: KernelId,
+        args: &[cl::Value],
+        pre: &Hoisted,
+    ) -> Result<Vec<cl::Value>> {
         let k = self.unit.ir.kernel(id);
         // Reverse post-order puts every block after its dominators, so each value is
         // translated before its uses; unreachable blocks are left out.
@@ -198,6 +256,9 @@ impl Emitter<'_, '_, '_> {
         for (&p, &a) in k.block(k.entry()).params.iter().zip(args) {
             vals[p.index()] = Some(a);
         }
+        for (&v, &c) in &pre.0 {
+            vals[v.index()] = Some(c);
+        }
         let entry_args: Vec<BlockArg> = Vec::new();
         self.b.ins().jump(entry, &entry_args);
         for &bl in &order {
@@ -210,11 +271,44 @@ impl Emitter<'_, '_, '_> {
                 }
             }
             for &inst in &k.block(bl).insts {
+                let results = &k.inst(inst).results;
+                if !results.is_empty() && results.iter().all(|r| pre.0.contains_key(r)) {
+                    continue;
+                }
                 self.inst(k, inst, &mut vals, &blocks, exit)?;
             }
         }
         self.b.switch_to_block(exit);
         Ok(self.b.block_params(exit).to_vec())
+    }
+
+    /// Emits an instruction that computes values (not control flow, asserts or calls);
+    /// `None` for the others.
+    fn value_inst(
+        &mut self,
+        k: &Kernel,
+        inst: kiln_ir::Inst,
+        vals: &[Option<cl::Value>],
+    ) -> Result<Option<Vec<cl::Value>>> {
+        let get =
+            |v: kiln_ir::Value| vals[v.index()].expect("verified IR defines values before use");
+        let data = k.inst(inst);
+        let loc = k.locs[inst.index()];
+        Ok(Some(match &data.kind {
+            InstKind::Const(c) => vec![self.constant(*c)],
+            InstKind::Unary(op, x) => vec![self.unary(*op, k.value_type(*x), get(*x))?],
+            InstKind::Binary(op, a, b) => {
+                let (ty, bty) = (k.value_type(*a), k.value_type(*b));
+                vec![self.binary(*op, ty, bty, get(*a), get(*b), loc)?]
+            }
+            InstKind::Fma(a, b, c) => vec![self.b.ins().fma(get(*a), get(*b), get(*c))],
+            InstKind::Select(c, a, b) => vec![self.b.ins().select(get(*c), get(*a), get(*b))],
+            InstKind::Cast(x) => {
+                let (from, to) = (k.value_type(*x), k.value_type(data.results[0]));
+                vec![self.cast(get(*x), from, to)]
+            }
+            _ => return Ok(None),
+        }))
     }
 
     fn inst(
@@ -225,10 +319,16 @@ impl Emitter<'_, '_, '_> {
         blocks: &HashMap<kiln_ir::Block, cl::Block>,
         exit: cl::Block,
     ) -> Result<()> {
+        let data = k.inst(inst);
+        if let Some(results) = self.value_inst(k, inst, vals)? {
+            for (&r, v) in data.results.iter().zip(results) {
+                vals[r.index()] = Some(v);
+            }
+            return Ok(());
+        }
         let get = |vals: &[Option<cl::Value>], v: kiln_ir::Value| {
             vals[v.index()].expect("verified IR defines values before use")
         };
-        let data = k.inst(inst);
         let loc = k.locs[inst.index()];
         let args_of = |vals: &[Option<cl::Value>], t: &kiln_ir::BlockCall| -> Vec<BlockArg> {
             t.args
@@ -237,33 +337,6 @@ impl Emitter<'_, '_, '_> {
                 .collect()
         };
         let results: Vec<cl::Value> = match &data.kind {
-            InstKind::Const(c) => vec![self.constant(*c)],
-            InstKind::Unary(op, x) => {
-                let ty = k.value_type(*x);
-                vec![self.unary(*op, ty, get(vals, *x))?]
-            }
-            InstKind::Binary(op, a, b) => {
-                let ty = k.value_type(*a);
-                let bty = k.value_type(*b);
-                vec![self.binary(*op, ty, bty, get(vals, *a), get(vals, *b), loc)?]
-            }
-            InstKind::Fma(a, b, c) => {
-                vec![self
-                    .b
-                    .ins()
-                    .fma(get(vals, *a), get(vals, *b), get(vals, *c))]
-            }
-            InstKind::Select(c, a, b) => {
-                vec![self
-                    .b
-                    .ins()
-                    .select(get(vals, *c), get(vals, *a), get(vals, *b))]
-            }
-            InstKind::Cast(x) => {
-                let from = k.value_type(*x);
-                let to = k.value_type(data.results[0]);
-                vec![self.cast(get(vals, *x), from, to)]
-            }
             InstKind::Call(callee, args) => {
                 let args: Vec<cl::Value> = args.iter().map(|&a| get(vals, a)).collect();
                 self.call(*callee, &args)?
@@ -290,6 +363,7 @@ impl Emitter<'_, '_, '_> {
                 self.b.ins().jump(exit, &a);
                 vec![]
             }
+            _ => unreachable!("value instructions are handled above"),
         };
         for (&r, v) in data.results.iter().zip(results) {
             vals[r.index()] = Some(v);
