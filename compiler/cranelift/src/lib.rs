@@ -18,12 +18,14 @@
 //! `*err_index`. The caller turns the site into a [`RuntimeError`] naming the kernel and the
 //! source location.
 //!
-//! Compiled code is cached per [`Cpu`]: the key is the entry shape, the target, and the IR
-//! text of the kernel and everything it calls (names carry the dtypes of a specialisation,
-//! and constants are part of the IR), so a changed kernel can never hit a stale entry.
+//! Compiled code is cached per [`Cpu`] (one target): the key is an exact encoding of the
+//! entry shape and the IR of the kernel and everything it calls (names carry the dtypes of a
+//! specialisation, and constants are part of the IR), so a changed kernel can never hit a
+//! stale entry (see `key.rs`).
 #![allow(unsafe_code)] // Calling generated code and reading its results is unsafe by nature.
 #![warn(missing_docs)]
 
+mod key;
 mod math;
 mod translate;
 
@@ -74,7 +76,7 @@ pub enum Shape {
 /// The CPU back end: the host ISA and a cache of compiled entry points.
 pub struct Cpu {
     isa: OwnedTargetIsa,
-    cache: Mutex<HashMap<String, Arc<Code>>>,
+    cache: Mutex<HashMap<Vec<u64>, Arc<Code>, rustc_hash::FxBuildHasher>>,
 }
 
 impl std::fmt::Debug for Cpu {
@@ -318,7 +320,7 @@ impl Cpu {
             .map_err(backend_err)?;
         Ok(Cpu {
             isa,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::default()),
         })
     }
 
@@ -335,7 +337,7 @@ impl Cpu {
         id: KernelId,
         shape: Shape,
     ) -> Result<Arc<Code>, BackendError> {
-        let key = self.cache_key(m, id, shape);
+        let key = key::encode(m, id, shape);
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(code) = cache.get(&key) {
             return Ok(code.clone());
@@ -355,28 +357,6 @@ impl Cpu {
     /// Number of cached entry points.
     pub fn cached(&self) -> usize {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    fn cache_key(&self, m: &Module, id: KernelId, shape: Shape) -> String {
-        let mut key = format!("{shape:?} {} {}\n", self.isa.triple(), self.isa.flags());
-        let mut seen = vec![false; m.kernels.len()];
-        let mut stack = vec![id];
-        if let Shape::Reduce { combine } = shape {
-            stack.push(combine);
-        }
-        while let Some(k) = stack.pop() {
-            if std::mem::replace(&mut seen[k.index()], true) {
-                continue;
-            }
-            let kernel = m.kernel(k);
-            key.push_str(&kiln_ir::write_kernel(kernel));
-            for inst in &kernel.insts {
-                if let kiln_ir::InstKind::Call(callee, _) = inst.kind {
-                    stack.push(callee);
-                }
-            }
-        }
-        key
     }
 
     fn build(

@@ -265,3 +265,48 @@ block0(v0: f64, v1: f64):
     // SAFETY: n = 0 reads nothing.
     unsafe { f.run_loop(0, &[std::ptr::null_mut(); 3], &[8, 0, 8]) }.unwrap();
 }
+
+#[test]
+fn cache_keys_compare_constants_by_bits() {
+    let cpu = Cpu::new().unwrap();
+    let text = "
+fn nan() -> f64 {
+block0:
+    v0: f64 = const NaN
+    return v0
+}
+fn zero(f64) -> f64 {
+block0(v0: f64):
+    v1: f64 = const 0.0
+    v2: f64 = add v0, v1
+    return v2
+}
+";
+    let m = module(text);
+    let a = cpu
+        .compile(&m, m.find("nan").unwrap(), Shape::Scalar)
+        .unwrap();
+    let b = cpu
+        .compile(&m, m.find("nan").unwrap(), Shape::Scalar)
+        .unwrap();
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "NaN == NaN for the cache, unlike for f64"
+    );
+    let m2 = module(&text.replace("const 0.0", "const -0.0"));
+    let c = cpu
+        .compile(&m, m.find("zero").unwrap(), Shape::Scalar)
+        .unwrap();
+    let d = cpu
+        .compile(&m2, m2.find("zero").unwrap(), Shape::Scalar)
+        .unwrap();
+    assert!(!Arc::ptr_eq(&c, &d), "0.0 and -0.0 differ");
+    assert_eq!(
+        d.call(&[Scalar::F64(-0.0)]).unwrap()[0].to_bits(),
+        (-0.0f64).to_bits()
+    );
+    assert_eq!(
+        c.call(&[Scalar::F64(-0.0)]).unwrap()[0].to_bits(),
+        0.0f64.to_bits()
+    );
+}
