@@ -26,9 +26,9 @@
 //! - **Memory bandwidth.** A STREAM-like triad `a[i] = b[i] + s*c[i]` over f64 in plain
 //!   Rust with rayon (parallel over chunks, the same thread count) at the largest n of the
 //!   run: system `stream`, kernel `triad`, 24 bytes per element.
-//! - **Per-call overhead.** The median of 2001 calls of saxpy f64 at n = 1e3 into a
-//!   preallocated output, through the typed handle (mode `overhead`) and the dtype-dynamic
-//!   `Ufunc::call_into` (mode `overhead-dyn`).
+//! - **Per-call overhead.** The median of 2001 calls of saxpy f64 at n = 1e3 (and at n = 1,
+//!   the fixed cost alone) into a preallocated output, through the typed handle (mode
+//!   `overhead`) and the dtype-dynamic `Ufunc::call_into` (mode `overhead-dyn`).
 //! - **Compile latency** (source → callable native code) of the blackscholes module (the
 //!   self-contained `BEGIN/END blackscholes` section of `kernels.kl`): the median of 50
 //!   iterations, each with a fresh back end (so nothing compiled is cached) and a fresh
@@ -179,11 +179,14 @@ fn run(cli: &Cli) -> Result<(), String> {
         "kiln per-call overhead: saxpy f64 n={}, {OVERHEAD_CALLS} calls",
         fmt_n(OVERHEAD_N)
     );
-    let (typed, dynamic) = bench.overhead(OVERHEAD_N, OVERHEAD_CALLS)?;
-    drop(bench);
-    for (mode, t) in [("overhead", typed), ("overhead-dyn", dynamic)] {
-        sink.push(Record::new("saxpy", "f64", OVERHEAD_N, mode, "kiln", t, 24))?;
+    // At n = 1e3 (comparable with the peers' n = 1e3 rows) and at n = 1 (the fixed cost).
+    for n in [OVERHEAD_N, 1] {
+        let (typed, dynamic) = bench.overhead(n, OVERHEAD_CALLS)?;
+        for (mode, t) in [("overhead", typed), ("overhead-dyn", dynamic)] {
+            sink.push(Record::new("saxpy", "f64", n, mode, "kiln", t, 24))?;
+        }
     }
+    drop(bench);
 
     eprintln!("kiln compile latency: blackscholes module, {COMPILES} fresh compiles");
     let lat = compile_latency(cfg.threads, COMPILES)?;
@@ -385,6 +388,13 @@ fn report(
     ] {
         if let Some(r) = find_kiln(mode) {
             rows.push(vec![what.to_string(), fmt_time(r.median_s), String::new()]);
+        }
+        if let Some(r) = sink.find("kiln", "saxpy", "f64", 1, mode) {
+            rows.push(vec![
+                format!("{what}, n=1: the fixed cost"),
+                fmt_time(r.median_s),
+                String::new(),
+            ]);
         }
     }
     for p in &shown {

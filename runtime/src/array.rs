@@ -182,6 +182,7 @@ macro_rules! dtypes {
                 Some(match dtype { $(ScalarType::$variant => {
                     let mut v: Vec<std::mem::MaybeUninit<$t>> = Vec::new();
                     v.try_reserve_exact(n).ok()?;
+                    advise_huge_pages(v.as_mut_ptr().cast(), n * std::mem::size_of::<$t>());
                     // SAFETY: the capacity is reserved and `MaybeUninit` needs no initialisation.
                     unsafe { v.set_len(n) };
                     Uninit::$variant(ArrayD::from_shape_vec(IxDyn(shape), v).ok()?)
@@ -205,6 +206,30 @@ macro_rules! dtypes {
 }
 
 dtypes!(Bool bool, I32 i32, I64 i64, U32 u32, U64 u64, F32 f32, F64 f64);
+
+/// Asks Linux to back a large fresh output with transparent huge pages (as NumPy does for
+/// arrays of 4 MiB and more): writing a new 800 MB output otherwise takes 200,000 page
+/// faults, which cost more than the kernel itself. Advice only: errors are ignored.
+fn advise_huge_pages(ptr: *mut u8, bytes: usize) {
+    const HUGE: usize = 2 << 20;
+    if bytes < 2 * HUGE {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + bytes) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside the allocation just reserved; MADV_HUGEPAGE
+            // changes no contents and only affects how the kernel backs the pages.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = ptr;
+}
 
 /// One argument of a ufunc or reduction call.
 #[derive(Clone, Debug)]
