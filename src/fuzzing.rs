@@ -151,6 +151,107 @@ fn native_agrees(compiled: &crate::Compiled, src: &str, data: &[u8]) {
                 k.name
             );
         }
+        loop_agrees(compiled, &cpu, id, seed, src);
+    }
+}
+
+/// Kernel `id` applied over arrays by its native loop (unrolled, remainder and strided
+/// paths; uniform inputs) gives, element by element, what the interpreter gives, and fails
+/// at the same first element with the same error.
+fn loop_agrees(
+    compiled: &crate::Compiled,
+    cpu: &kiln_runtime::Cpu,
+    id: kiln_ir::KernelId,
+    seed: u64,
+    src: &str,
+) {
+    use kiln_runtime::{Arg, DynArray};
+    let m = &compiled.optimized;
+    let k = m.kernel(id);
+    if k.params.is_empty() || k.results.is_empty() {
+        return;
+    }
+    // Eleven elements: two unrolled groups of four and a remainder of three.
+    const N: usize = 11;
+    let rows: Vec<Vec<Scalar>> = (0..N as u64)
+        .map(|r| args_for(&k.params, seed.wrapping_add(r)))
+        .collect();
+    let mut want = Vec::new();
+    for row in &rows {
+        match kiln_interp::call(m, id, row, &mut Fuel(FUEL)) {
+            Err(e) if e.kind == ErrorKind::OutOfFuel => return,
+            r => want.push(r),
+        }
+    }
+    // For every other kernel, the first argument is one broadcast scalar (a uniform input).
+    let uniform_first = seed % 2 == 0 && k.params.len() > 1;
+    let columns: Vec<DynArray> = (0..k.params.len())
+        .map(|j| {
+            let col: Vec<Scalar> = rows
+                .iter()
+                .map(|r| {
+                    if uniform_first && j == 0 {
+                        rows[0][0]
+                    } else {
+                        r[j]
+                    }
+                })
+                .collect();
+            DynArray::from_scalars(k.params[j], &col).expect("one dtype per column")
+        })
+        .collect();
+    if uniform_first {
+        // Recompute the expectations with the first argument fixed.
+        want.clear();
+        for row in &rows {
+            let mut row = row.clone();
+            row[0] = rows[0][0];
+            match kiln_interp::call(m, id, &row, &mut Fuel(FUEL)) {
+                Err(e) if e.kind == ErrorKind::OutOfFuel => return,
+                r => want.push(r),
+            }
+        }
+    }
+    let args: Vec<Arg> = columns
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            if uniform_first && j == 0 {
+                Arg::Scalar(rows[0][0])
+            } else {
+                Arg::Array(c.view())
+            }
+        })
+        .collect();
+    let threads = kiln_runtime::Threads::new(1).expect("one thread");
+    let got = kiln_runtime::map(cpu, m, id, &args, None, &threads);
+    let first_err = want.iter().position(|r| r.is_err());
+    match (got, first_err) {
+        (Ok(outs), None) => {
+            for (i, w) in want.iter().enumerate() {
+                let w = w.as_ref().expect("no error");
+                for (o, wv) in outs.iter().zip(w) {
+                    let g = o.get_flat(i).expect("element");
+                    assert!(
+                        g.same(*wv),
+                        "loop of `{}` element {i}: interpreter {wv:?}, native {g:?}\n{src}",
+                        k.name
+                    );
+                }
+            }
+        }
+        (Err(kiln_runtime::Error::Kernel { error, index }), Some(i)) => {
+            let Err(w) = &want[i] else { unreachable!() };
+            assert!(
+                index == vec![i] && error.kind == w.kind && error.loc == w.loc,
+                "loop of `{}`: interpreter fails at {i} with {w:?}, native at {index:?} with {error:?}\n{src}",
+                k.name
+            );
+        }
+        (got, _) => panic!(
+            "loop of `{}`: interpreter gave {want:?}, native {got:?}\n{src}",
+            k.name
+        ),
     }
 }
 

@@ -593,6 +593,7 @@ fn emit_loop(
     strides: cl::Value,
     err_index: cl::Value,
     contiguous_variant: bool,
+    unroll: u32,
     body: &mut Body,
 ) -> EmitResult {
     let ptr_ty = e.unit.pointer();
@@ -650,6 +651,9 @@ fn emit_loop(
         .map(|&s| (s, e.b.declare_var(ptr_ty)))
         .collect();
     if contiguous_variant {
+        let unrolled_check = e.b.create_block();
+        let unrolled = e.b.create_block();
+        let rest_check = e.b.create_block();
         let contiguous_block = e.b.create_block();
         let mut all = e.b.ins().iconst(types::I8, 1);
         for &j in &varying {
@@ -664,31 +668,74 @@ fn emit_loop(
             let z = e.b.ins().iconst(ptr_ty, 0);
             e.b.def_var(v, z);
         }
-        e.b.ins().brif(all, contiguous_block, &[], strided_pre, &[]);
-        e.b.switch_to_block(contiguous_block);
-        let addrs: Vec<Option<cl::Value>> = (0..ops.len())
-            .map(|j| {
-                if ops_desc.is_uniform(j) {
-                    return None;
-                }
-                let var = off_vars
-                    .iter()
-                    .find(|(s, _)| *s == byte_size(ops[j]))
-                    .expect("every varying size has an offset")
-                    .1;
-                let off = e.b.use_var(var);
-                Some(e.b.ins().iadd(bases[j], off))
-            })
-            .collect();
-        loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
-        for &(s, v) in &off_vars {
-            let off = e.b.use_var(v);
-            let next = e.b.ins().iadd_imm_s(off, s as i64);
-            e.b.def_var(v, next);
+        e.b.ins().brif(all, unrolled_check, &[], strided_pre, &[]);
+        // The address of every varying operand at element `i + k`.
+        let addrs_at = |e: &mut Emitter, k: u32| -> Vec<Option<cl::Value>> {
+            (0..ops.len())
+                .map(|j| {
+                    if ops_desc.is_uniform(j) {
+                        return None;
+                    }
+                    let size = byte_size(ops[j]);
+                    let var = off_vars
+                        .iter()
+                        .find(|(s, _)| *s == size)
+                        .expect("every varying size has an offset")
+                        .1;
+                    let off = e.b.use_var(var);
+                    let addr = e.b.ins().iadd(bases[j], off);
+                    Some(if k == 0 {
+                        addr
+                    } else {
+                        e.b.ins().iadd_imm_s(addr, i64::from(k * size))
+                    })
+                })
+                .collect()
+        };
+        let advance = |e: &mut Emitter, k: u32| {
+            for &(s, v) in &off_vars {
+                let off = e.b.use_var(v);
+                let next = e.b.ins().iadd_imm_s(off, i64::from(k * s));
+                e.b.def_var(v, next);
+            }
+            let i = e.b.use_var(i_var);
+            let next = e.b.ins().iadd_imm_s(i, i64::from(k));
+            e.b.def_var(i_var, next);
+            next
+        };
+        // `unroll` elements per iteration while that many remain (the loop overhead is then
+        // paid once per group), then one at a time.
+        e.b.switch_to_block(unrolled_check);
+        if unroll > 1 {
+            let i = e.b.use_var(i_var);
+            let group_end = e.b.ins().iadd_imm_s(i, i64::from(unroll));
+            let fits =
+                e.b.ins()
+                    .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, group_end, n);
+            e.b.ins().brif(fits, unrolled, &[], rest_check, &[]);
+            e.b.switch_to_block(unrolled);
+            let i0 = e.b.use_var(i_var);
+            for k in 0..unroll {
+                // The trap block reports `i`: the index of the element being computed.
+                let ik = e.b.ins().iadd_imm_s(i0, i64::from(k));
+                e.b.def_var(i_var, ik);
+                let addrs = addrs_at(e, k);
+                loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
+            }
+            e.b.def_var(i_var, i0);
+            advance(e, unroll);
+            e.b.ins().jump(unrolled_check, &[]);
+        } else {
+            e.b.ins().jump(rest_check, &[]);
         }
+        e.b.switch_to_block(rest_check);
         let i = e.b.use_var(i_var);
-        let i1 = e.b.ins().iadd_imm_s(i, 1);
-        e.b.def_var(i_var, i1);
+        let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, n);
+        e.b.ins().brif(more, contiguous_block, &[], done, &[]);
+        e.b.switch_to_block(contiguous_block);
+        let addrs = addrs_at(e, 0);
+        loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
+        let i1 = advance(e, 1);
         let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, n);
         e.b.ins().brif(more, contiguous_block, &[], done, &[]);
     } else {
@@ -762,6 +809,29 @@ fn loop_body(
     Ok(())
 }
 
+/// Elements per iteration of the unrolled contiguous loop.
+const UNROLL: u32 = 4;
+
+/// Kernels whose loops get the unrolled contiguous variant: no calls (math or kernel) and at
+/// most this many instructions.
+const CHEAP_INSTS: usize = 48;
+
+fn is_cheap(k: &kiln_ir::Kernel) -> bool {
+    k.inst_count() <= CHEAP_INSTS
+        && k.layout.iter().all(|&b| {
+            k.block(b).insts.iter().all(|&i| match &k.inst(i).kind {
+                kiln_ir::InstKind::Call(..) => false,
+                kiln_ir::InstKind::Unary(op, x) => {
+                    math::unary_symbol(*op, k.value_type(*x)).is_none()
+                }
+                kiln_ir::InstKind::Binary(op, a, _) => {
+                    math::binary_symbol(*op, k.value_type(*a)).is_none()
+                }
+                _ => true,
+            })
+        })
+}
+
 fn loop_entry(e: &mut Emitter, id: KernelId, uniform: u64) -> EmitResult {
     let p = entry_params(e);
     let k = e.unit.ir.kernel(id);
@@ -772,6 +842,10 @@ fn loop_entry(e: &mut Emitter, id: KernelId, uniform: u64) -> EmitResult {
         uniform,
         hoist: Some(id),
     };
+    // A cheap body (no calls, few instructions) gets the contiguous variant, unrolled; an
+    // expensive one only the strided loop, whose addressing costs little beside the body
+    // (and which halves the code Cranelift compiles).
+    let cheap = is_cheap(e.unit.ir.kernel(id));
     emit_loop(
         e,
         &ops,
@@ -779,7 +853,8 @@ fn loop_entry(e: &mut Emitter, id: KernelId, uniform: u64) -> EmitResult {
         p[1],
         p[2],
         p[3],
-        true,
+        cheap,
+        UNROLL,
         &mut |e, args, pre| e.kernel_with(id, args, pre),
     )?;
     let ok = e.status(0);
@@ -806,17 +881,27 @@ fn reduce_entry(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitResult
         uniform: 0,
         hoist: None,
     };
-    emit_loop(e, &ops, p[0], p[1], p[2], p[4], false, &mut |e, args, _| {
-        let x = if map == combine {
-            args[0]
-        } else {
-            e.kernel(map, args)?[0]
-        };
-        let acc = e.b.use_var(acc_var);
-        let next = e.kernel(combine, &[acc, x])?[0];
-        e.b.def_var(acc_var, next);
-        Ok(vec![])
-    })?;
+    emit_loop(
+        e,
+        &ops,
+        p[0],
+        p[1],
+        p[2],
+        p[4],
+        false,
+        1,
+        &mut |e, args, _| {
+            let x = if map == combine {
+                args[0]
+            } else {
+                e.kernel(map, args)?[0]
+            };
+            let acc = e.b.use_var(acc_var);
+            let next = e.kernel(combine, &[acc, x])?[0];
+            e.b.def_var(acc_var, next);
+            Ok(vec![])
+        },
+    )?;
     let acc = e.b.use_var(acc_var);
     e.b.ins().store(mem(), acc, p[3], 0);
     let ok = e.status(0);
