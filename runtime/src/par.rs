@@ -23,8 +23,56 @@ pub const REDUCE_BLOCK: usize = 1 << 16;
 
 /// Below this many elements a call runs on the calling thread; above, chunks are at least
 /// this big, so a chunk's scheduling cost (about a microsecond) stays under 1% of its work
-/// even for the cheapest kernels (≈ 0.3 ns per element).
+/// even for the cheapest kernels (≈ 0.3 ns per element). Kernels estimated to cost more per
+/// element use proportionally smaller chunks ([`min_chunk`]).
 const MIN_CHUNK: usize = 1 << 18;
+
+/// The smallest chunk worth its scheduling: [`MIN_CHUNK`] divided by the kernel's estimated
+/// cost per element relative to the cheapest kernels (one unit per IR instruction, 40 per
+/// call of a transcendental function, ×16 for a kernel with loops), so a chunk is always
+/// about 100 µs of work or more.
+pub fn min_chunk(m: &Module, id: KernelId) -> usize {
+    use kiln_ir::{BinaryOp, InstKind, UnaryOp};
+    let k = m.kernel(id);
+    let mut cost = 0usize;
+    let mut loops = false;
+    let order = kiln_ir::cfg::reverse_post_order(k);
+    let mut rank = vec![usize::MAX; k.blocks.len()];
+    for (i, b) in order.iter().enumerate() {
+        rank[b.index()] = i;
+    }
+    for &b in &order {
+        for &i in &k.block(b).insts {
+            let kind = &k.inst(i).kind;
+            cost += match kind {
+                InstKind::Unary(op, _)
+                    if op.float_only()
+                        && !matches!(
+                            op,
+                            UnaryOp::Sqrt
+                                | UnaryOp::Floor
+                                | UnaryOp::Ceil
+                                | UnaryOp::Trunc
+                                | UnaryOp::IsNan
+                                | UnaryOp::IsInf
+                                | UnaryOp::IsFinite
+                        ) =>
+                {
+                    40
+                }
+                InstKind::Binary(BinaryOp::Atan2 | BinaryOp::Pow | BinaryOp::Hypot, ..) => 40,
+                InstKind::Call(..) => 40,
+                _ => 1,
+            };
+            loops |= kind
+                .successors()
+                .iter()
+                .any(|t| rank[t.block.index()] <= rank[b.index()]);
+        }
+    }
+    let units = cost.div_ceil(8).max(1) * if loops { 16 } else { 1 };
+    (MIN_CHUNK / units).max(1024)
+}
 
 /// Chunks per thread, for load balance.
 const CHUNKS_PER_THREAD: usize = 4;
@@ -76,9 +124,9 @@ impl Threads {
         self.n
     }
 
-    fn chunk_len(&self, total: usize) -> usize {
+    fn chunk_len(&self, total: usize, min_chunk: usize) -> usize {
         let per = total.div_ceil(self.n * CHUNKS_PER_THREAD);
-        per.max(MIN_CHUNK)
+        per.max(min_chunk)
     }
 }
 
@@ -452,10 +500,15 @@ pub fn map_with<'m>(
             unsafe { inner.run(n, ptrs, strides) }.map_err(|(i, e)| (first + i, e))
         })
     };
-    let result = if plan.total <= MIN_CHUNK || threads.count() == 1 {
+    let min = if plan.total <= 1024 || threads.count() == 1 {
+        usize::MAX
+    } else {
+        min_chunk(m, id)
+    };
+    let result = if plan.total <= min {
         run(0, plan.total)
     } else {
-        let chunk = threads.chunk_len(plan.total);
+        let chunk = threads.chunk_len(plan.total, min);
         let nchunks = plan.total.div_ceil(chunk);
         let results: Vec<Result<(), (usize, RuntimeError)>> = threads.pool.install(|| {
             (0..nchunks)
