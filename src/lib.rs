@@ -20,6 +20,11 @@
 //! assert!(err.to_string().contains("expected `f64`, found `f32`"));
 //! ```
 
+/// The README's Rust example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod corpus;
 pub mod fuzzing;
 pub mod jit;
@@ -36,7 +41,8 @@ pub use kiln_interp::{ErrorKind, RuntimeError};
 pub use kiln_ir as ir;
 pub use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 pub use kiln_runtime::{
-    Arg, Cpu, DynArray, DynView, DynViewMut, Element, Executor, Interpreter, Threads,
+    vec_with_huge_pages, Arg, Cpu, DynArray, DynView, DynViewMut, Element, Executor, Interpreter,
+    Threads,
 };
 pub use ndarray;
 

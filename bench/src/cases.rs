@@ -199,14 +199,25 @@ impl Real for f64 {
 /// `b`) and then rounded to `T`.
 pub fn linspace<T: Real>(a: f64, b: f64, n: usize) -> Array1<T> {
     let step = if n > 1 { (b - a) / (n - 1) as f64 } else { 0.0 };
-    Array1::from_shape_fn(n, |i| {
+    // Huge pages, as NumPy gives its arrays (and Kiln its outputs): the peers read their
+    // inputs without a TLB miss every 4 KiB, and so must Kiln.
+    let mut v = kiln::vec_with_huge_pages(n);
+    v.extend((0..n).map(|i| {
         let v = if n > 1 && i == n - 1 {
             b
         } else {
             i as f64 * step + a
         };
         T::from_f64(v)
-    })
+    }));
+    Array1::from_vec(v)
+}
+
+/// `n` zeros in memory backed by huge pages (see [`linspace`]).
+pub fn zeros(n: usize) -> Array1<f64> {
+    let mut v = kiln::vec_with_huge_pages(n);
+    v.resize(n, 0.0);
+    Array1::from_vec(v)
 }
 
 /// The normwise relative error `max|res - ref| / max|ref|` (NaN anywhere gives NaN).

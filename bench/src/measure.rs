@@ -168,7 +168,7 @@ impl KilnBench {
                         time_median(repeats, || add.map_reduce(&ufunc, &args).map_err(call_err))?
                     }
                     (Some(f), Mode::Out) => {
-                        let mut out = Array1::from_elem(n, T::from_f64(0.0));
+                        let mut out = crate::cases::linspace::<T>(0.0, 0.0, n);
                         f.call_into(&args, out.view_mut().into_dyn())
                             .map_err(call_err)?;
                         if let Some(r) = &reference {
@@ -205,7 +205,7 @@ impl KilnBench {
             .context(|| "saxpy f64".into())?;
         let x = linspace::<f64>(0.0, 1.0, n);
         let y = linspace::<f64>(1.0, 2.0, n);
-        let mut out = Array1::<f64>::zeros(n);
+        let mut out = crate::cases::zeros(n);
         let args = [
             Arg::from(crate::cases::SAXPY_A),
             Arg::from(&x),
@@ -265,7 +265,7 @@ pub fn compile_latency(threads: usize, iters: usize) -> Result<Latency, String> 
     let s = linspace::<f64>(50.0, 150.0, n);
     let reference = Kernel::BlackScholes.reference(&[s.to_vec()]);
     let args = Kernel::BlackScholes.args(std::slice::from_ref(&s));
-    let mut out = Array1::<f64>::zeros(n);
+    let mut out = crate::cases::zeros(n);
     let (mut backend, mut compile, mut first) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..iters {
         let t0 = Instant::now();
@@ -311,9 +311,12 @@ pub fn triad(n: usize, threads: usize, repeats: usize) -> Result<f64, String> {
         .context(|| format!("cannot start {threads} threads"))?;
     let chunk = n.div_ceil(threads * 4).max(1);
     let s = std::hint::black_box(3.0);
-    let b = vec![1.5f64; n];
-    let c = vec![2.5f64; n];
-    let mut a = vec![0.0f64; n];
+    let filled = |v: f64| {
+        let mut x = kiln::vec_with_huge_pages(n);
+        x.resize(n, v);
+        x
+    };
+    let (b, c, mut a) = (filled(1.5), filled(2.5), filled(0.0));
     let mut run = || -> Result<(), String> {
         pool.install(|| {
             a.par_chunks_mut(chunk)

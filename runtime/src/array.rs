@@ -207,6 +207,16 @@ macro_rules! dtypes {
 
 dtypes!(Bool bool, I32 i32, I64 i64, U32 u32, U64 u64, F32 f32, F64 f64);
 
+/// An empty `Vec` with room for `n` elements whose memory Linux is asked to back with
+/// transparent huge pages (for `n` of 4 MiB and more), as Kiln's own outputs and NumPy's
+/// arrays are: fill it (`extend`) and wrap it in an `ndarray` for inputs that are read at
+/// memory speed without a TLB miss every 4 KiB.
+pub fn vec_with_huge_pages<T>(n: usize) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    advise_huge_pages(v.as_mut_ptr().cast(), n * std::mem::size_of::<T>());
+    v
+}
+
 /// Asks Linux to back a large fresh output with transparent huge pages (as NumPy does for
 /// arrays of 4 MiB and more): writing a new 800 MB output otherwise takes 200,000 page
 /// faults, which cost more than the kernel itself. Advice only: errors are ignored.

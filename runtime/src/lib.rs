@@ -16,7 +16,7 @@ mod par;
 
 use std::sync::Arc;
 
-pub use array::{Arg, DynArray, DynView, DynViewMut, Element};
+pub use array::{vec_with_huge_pages, Arg, DynArray, DynView, DynViewMut, Element};
 use kiln_interp::{ErrorKind, Fuel, RuntimeError};
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 pub use par::{
