@@ -183,10 +183,18 @@ fn array_scripts_give_the_same_output_on_both_backends_and_round_trip_npy() {
     let mut outs = Vec::new();
     for backend in ["cpu", "interp"] {
         let out = kiln(&["run", "--backend", backend, file.to_str().unwrap()], None);
-        assert_eq!(out.status.code(), Some(1), "the f32 load fails: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "the f32 load fails: {}",
+            text(&out.stderr)
+        );
         assert_eq!(text(&out.stdout), "[-1.0, -0.75, 0.0, 1.25, 3.0] 0.0\n");
         let err = text(&out.stderr);
-        assert!(err.contains("as an array of f32") && err.contains("npy.kl:7:"), "{err}");
+        assert!(
+            err.contains("as an array of f32") && err.contains("npy.kl:7:"),
+            "{err}"
+        );
         outs.push(out.stdout);
     }
     assert_eq!(outs[0], outs[1]);
@@ -202,14 +210,23 @@ fn emit_shows_cranelift_ir_and_machine_code() {
         b"ufunc axpy<T: float>(a: T, x: T, y: T) -> T { a * x + y }\nfn sq(x: i64) -> i64 { x * x }\n",
     );
     let f = file.to_str().unwrap();
-    let clif = kiln(&["emit", "clif", f, "--item", "axpy", "--types", "f32"], None);
+    let clif = kiln(
+        &["emit", "clif", f, "--item", "axpy", "--types", "f32"],
+        None,
+    );
     assert_eq!(clif.status.code(), Some(0), "{}", text(&clif.stderr));
     let clif = text(&clif.stdout);
-    assert!(clif.contains("ufunc loop `axpy<f32>`") && clif.contains("fmul.f32"), "{clif}");
+    assert!(
+        clif.contains("ufunc loop `axpy<f32>`") && clif.contains("fmul.f32"),
+        "{clif}"
+    );
     let asm = kiln(&["emit", "asm", f, "--item", "sq"], None);
     assert_eq!(asm.status.code(), Some(0), "{}", text(&asm.stderr));
     let asm = text(&asm.stdout);
-    assert!(asm.contains("scalar entry `sq`") && asm.contains("ret"), "{asm}");
+    assert!(
+        asm.contains("scalar entry `sq`") && asm.contains("ret"),
+        "{asm}"
+    );
     let bad = kiln(&["emit", "asm", f, "--item", "nope"], None);
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad.stderr).contains("no item named `nope`"));

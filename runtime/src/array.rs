@@ -141,7 +141,7 @@ macro_rules! dtypes {
                 match self { $(DynView::$variant(a) => a.shape()),* }
             }
             /// Pointer to the element at index 0 and strides in bytes.
-            pub(crate) fn raw(&self) -> (*mut u8, Vec<isize>) {
+            pub(crate) fn raw(&self) -> (*mut u8, crate::par::Small<isize>) {
                 match self { $(DynView::$variant(a) => (
                     a.as_ptr() as *mut u8,
                     a.strides().iter().map(|s| s * std::mem::size_of::<$t>() as isize).collect(),
@@ -163,7 +163,7 @@ macro_rules! dtypes {
                 match self { $(DynViewMut::$variant(a) => a.shape()),* }
             }
             /// Pointer to the element at index 0 and strides in bytes.
-            pub(crate) fn raw(&mut self) -> (*mut u8, Vec<isize>) {
+            pub(crate) fn raw(&mut self) -> (*mut u8, crate::par::Small<isize>) {
                 match self { $(DynViewMut::$variant(a) => (
                     a.as_mut_ptr() as *mut u8,
                     a.strides().iter().map(|s| s * std::mem::size_of::<$t>() as isize).collect(),
@@ -189,7 +189,7 @@ macro_rules! dtypes {
                 }),* })
             }
             /// Pointer to element 0 and byte strides (row-major).
-            pub(crate) fn raw(&mut self) -> (*mut u8, Vec<isize>) {
+            pub(crate) fn raw(&mut self) -> (*mut u8, crate::par::Small<isize>) {
                 match self { $(Uninit::$variant(a) => (
                     a.as_mut_ptr() as *mut u8,
                     a.strides().iter().map(|s| s * std::mem::size_of::<$t>() as isize).collect(),

@@ -150,11 +150,15 @@ fn usage<T>(msg: impl Into<String>) -> Result<T, Error> {
     Err(Error::Usage(msg.into()))
 }
 
+/// Shapes, strides and operand lists: short, so kept inline (a call's fixed cost is mostly
+/// allocation otherwise).
+pub(crate) type Small<T> = smallvec::SmallVec<[T; 6]>;
+
 /// One operand before planning: a pointer to its element 0, its shape and byte strides.
 struct Operand {
     ptr: *mut u8,
-    shape: Vec<usize>,
-    strides: Vec<isize>,
+    shape: Small<usize>,
+    strides: Small<isize>,
 }
 
 /// The broadcast shape of `shapes`, or `None` if they do not broadcast.
@@ -182,12 +186,12 @@ pub fn broadcast_shapes<'s>(shapes: impl IntoIterator<Item = &'s [usize]>) -> Op
 /// An iteration plan: merged dimensions and every operand's base pointer and byte strides.
 struct Plan {
     /// The broadcast shape (for reporting element indices).
-    shape: Vec<usize>,
+    shape: Small<usize>,
     /// Merged dimensions, outermost first; never empty.
-    dims: Vec<usize>,
+    dims: Small<usize>,
     /// Per operand: base pointer and one byte stride per merged dimension.
-    bases: Vec<*mut u8>,
-    strides: Vec<Vec<isize>>,
+    bases: Small<*mut u8>,
+    strides: Small<Small<isize>>,
     total: usize,
 }
 
@@ -199,10 +203,10 @@ unsafe impl Sync for Plan {}
 unsafe impl Send for Plan {}
 
 impl Plan {
-    fn new(shape: Vec<usize>, ops: &[Operand]) -> Plan {
+    fn new(shape: Small<usize>, ops: &[Operand]) -> Plan {
         let nd = shape.len();
         // Byte strides of every operand aligned to the broadcast shape.
-        let aligned: Vec<Vec<isize>> = ops
+        let aligned: Small<Small<isize>> = ops
             .iter()
             .map(|op| {
                 let off = nd - op.shape.len();
@@ -219,8 +223,8 @@ impl Plan {
             .collect();
         // Merge dimension d into the next kept one when every operand steps through both
         // as one: stride[d] == stride[next] * len[next]. Length-1 dimensions vanish.
-        let mut dims: Vec<usize> = Vec::new();
-        let mut strides: Vec<Vec<isize>> = vec![Vec::new(); ops.len()];
+        let mut dims: Small<usize> = Small::new();
+        let mut strides: Small<Small<isize>> = smallvec::smallvec![Small::new(); ops.len()];
         for d in (0..nd).rev() {
             let len = shape[d];
             if len == 1 {
@@ -270,8 +274,8 @@ impl Plan {
     ) -> Result<(), E> {
         let last = self.dims.len() - 1;
         let inner = self.dims[last];
-        let inner_strides: Vec<isize> = self.strides.iter().map(|s| s[last]).collect();
-        let mut ptrs = vec![std::ptr::null_mut(); self.bases.len()];
+        let inner_strides: Small<isize> = self.strides.iter().map(|s| s[last]).collect();
+        let mut ptrs: Small<*mut u8> = smallvec::smallvec![std::ptr::null_mut(); self.bases.len()];
         let mut flat = start;
         while flat < end {
             let (outer, pos) = (flat / inner, flat % inner);
@@ -303,12 +307,29 @@ impl Plan {
     }
 }
 
-/// 8-byte, 8-aligned storage for scalar arguments.
-fn scalar_slot(s: Scalar) -> Box<u64> {
-    let mut slot = Box::new(0u64);
-    // SAFETY: every scalar fits in the slot's 8 aligned bytes.
-    unsafe { write_scalar((&mut *slot as *mut u64).cast::<u8>(), s) };
-    slot
+/// 8-byte, 8-aligned storage for the scalar arguments of one call, allocated once; slots
+/// never move, so their addresses stay valid while the storage lives.
+struct ScalarSlots(Vec<u64>);
+
+impl ScalarSlots {
+    fn for_args(args: &[Arg]) -> ScalarSlots {
+        let n = args.iter().filter(|a| matches!(a, Arg::Scalar(_))).count();
+        ScalarSlots(Vec::with_capacity(n))
+    }
+
+    /// Stores `s` in the next slot and returns its address.
+    fn push(&mut self, s: Scalar) -> *mut u8 {
+        assert!(
+            self.0.len() < self.0.capacity(),
+            "one slot per scalar argument"
+        );
+        self.0.push(0);
+        let slot = self.0.last_mut().expect("just pushed");
+        let p = (slot as *mut u64).cast::<u8>();
+        // SAFETY: every scalar fits in the slot's 8 aligned bytes.
+        unsafe { write_scalar(p, s) };
+        p
+    }
 }
 
 /// Applies kernel `id` (a ufunc, or any kernel with scalar parameters) of `m` over `args`
@@ -358,8 +379,8 @@ pub fn map_with<'m>(
             args.len()
         ));
     }
-    let mut outs_raw: Vec<Operand> = Vec::new();
-    let mut out_meta: Vec<(ScalarType, Vec<usize>)> = Vec::new();
+    let mut outs_raw: Small<Operand> = Small::new();
+    let mut out_meta: Small<(ScalarType, Small<usize>)> = Small::new();
     let given = outputs.is_some();
     if let Some(outs) = outputs {
         if outs.len() != k.results.len() {
@@ -378,8 +399,8 @@ pub fn map_with<'m>(
                     o.dtype()
                 ));
             }
-            out_meta.push((t, o.shape().to_vec()));
-            let shape = o.shape().to_vec();
+            out_meta.push((t, Small::from_slice(o.shape())));
+            let shape = Small::from_slice(o.shape());
             let (ptr, strides) = o.raw();
             outs_raw.push(Operand {
                 ptr,
@@ -388,8 +409,8 @@ pub fn map_with<'m>(
             });
         }
     }
-    let mut slots = Vec::new();
-    let mut ins: Vec<Operand> = Vec::new();
+    let mut slots = ScalarSlots::for_args(args);
+    let mut ins: Small<Operand> = Small::new();
     for (i, (a, &t)) in args.iter().zip(&k.params).enumerate() {
         let dtype = match a {
             Arg::Out(j) => match out_meta.get(*j) {
@@ -409,20 +430,15 @@ pub fn map_with<'m>(
                 let (ptr, strides) = v.raw();
                 Operand {
                     ptr,
-                    shape: v.shape().to_vec(),
+                    shape: Small::from_slice(v.shape()),
                     strides,
                 }
             }
-            Arg::Scalar(s) => {
-                let mut slot = scalar_slot(*s);
-                let ptr = (&mut *slot as *mut u64).cast::<u8>();
-                slots.push(slot);
-                Operand {
-                    ptr,
-                    shape: vec![],
-                    strides: vec![],
-                }
-            }
+            Arg::Scalar(s) => Operand {
+                ptr: slots.push(*s),
+                shape: Small::new(),
+                strides: Small::new(),
+            },
             Arg::Out(j) => Operand {
                 ptr: outs_raw[*j].ptr,
                 shape: outs_raw[*j].shape.clone(),
@@ -442,14 +458,14 @@ pub fn map_with<'m>(
     // up to the outputs' shape, which is then the shape iterated.
     let shape = match out_meta.first() {
         Some((_, s)) if broadcast_shapes([in_shape.as_slice(), s]).as_deref() == Some(s) => {
-            s.clone()
+            s.to_vec()
         }
         _ => in_shape.clone(),
     };
-    let mut fresh: Vec<Uninit> = Vec::new();
+    let mut fresh: Small<Uninit> = Small::new();
     if given {
         for (j, (_, s)) in out_meta.iter().enumerate() {
-            if *s != shape {
+            if s.as_slice() != shape.as_slice() {
                 return usage(format!(
                     "output {j} of `{}` has shape {s:?}, but the arguments broadcast to {in_shape:?}",
                     k.name
@@ -467,14 +483,14 @@ pub fn map_with<'m>(
             let (ptr, strides) = u.raw();
             outs_raw.push(Operand {
                 ptr,
-                shape: shape.clone(),
+                shape: Small::from_slice(&shape),
                 strides,
             });
             fresh.push(u);
         }
     }
     ins.extend(outs_raw);
-    let plan = Plan::new(shape, &ins);
+    let plan = Plan::new(Small::from_vec(shape), &ins);
     // Inputs with stride 0 along the innermost dimension are the same for every element of
     // every segment.
     let last = plan.dims.len() - 1;
@@ -594,27 +610,23 @@ pub fn reduce_all(
             args.len()
         ));
     }
-    let mut slots = Vec::new();
-    let mut ops = Vec::new();
+    let mut slots = ScalarSlots::for_args(args);
+    let mut ops: Small<Operand> = Small::new();
     for (i, (a, &t)) in args.iter().zip(&params).enumerate() {
         match a {
             Arg::Array(v) if v.dtype() == t => {
                 let (ptr, strides) = v.raw();
                 ops.push(Operand {
                     ptr,
-                    shape: v.shape().to_vec(),
+                    shape: Small::from_slice(v.shape()),
                     strides,
                 });
             }
-            Arg::Scalar(s) if s.ty() == t => {
-                let mut slot = scalar_slot(*s);
-                ops.push(Operand {
-                    ptr: (&mut *slot as *mut u64).cast::<u8>(),
-                    shape: vec![],
-                    strides: vec![],
-                });
-                slots.push(slot);
-            }
+            Arg::Scalar(s) if s.ty() == t => ops.push(Operand {
+                ptr: slots.push(*s),
+                shape: Small::new(),
+                strides: Small::new(),
+            }),
             Arg::Out(_) => return usage("a reduction has no outputs to read"),
             other => {
                 return usage(format!(
@@ -627,7 +639,7 @@ pub fn reduce_all(
     let shape = broadcast_shapes(ops.iter().map(|o| o.shape.as_slice())).ok_or_else(|| {
         Error::Usage("the reduction's arguments cannot be broadcast together".into())
     })?;
-    let plan = Plan::new(shape, &ops);
+    let plan = Plan::new(Small::from_vec(shape), &ops);
     let identity = exec.call(m, identity, &[]).map_err(kernel_err)?[0];
     let folder = exec.reduce_loop(m, map, combine).map_err(kernel_err)?;
     let nblocks = plan.total.div_ceil(REDUCE_BLOCK);
