@@ -20,3 +20,22 @@ fn fuzz_pipeline_on_the_corpus() {
     }
     assert!(n > 200, "only {n} inputs replayed");
 }
+
+/// Inputs of the `typed` target that once failed (`fuzz/regressions/typed/*.bin`: the bytes
+/// a random program is generated from), replayed through the same body: interpreter, optimiser
+/// and native code must agree.
+#[test]
+fn typed_fuzz_regressions() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/typed");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("the regressions directory") {
+        let path = entry.expect("readable directory").path();
+        if path.extension().is_some_and(|e| e == "bin") {
+            let started = std::time::Instant::now();
+            kiln::fuzzing::typed_pipeline(&std::fs::read(&path).expect("readable input"));
+            eprintln!("{}: {:?}", path.display(), started.elapsed());
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "no regression inputs in {}", dir.display());
+}

@@ -594,6 +594,10 @@ impl Emitter<'_, '_, '_> {
     fn call(&mut self, callee: KernelId, args: &[cl::Value]) -> Result<Vec<cl::Value>> {
         let f = self.unit.body(callee)?;
         let fref = self.unit.jit.declare_func_in_func(f, self.b.func);
+        // The JIT places functions wherever it gets memory, possibly more than 2 GiB apart
+        // (seen under AddressSanitizer): call through an absolute address, not a 32-bit
+        // PC-relative one, whose relocation would fail when the module is finalised.
+        self.b.func.dfg.ext_funcs[fref].colocated = false;
         let k = self.unit.ir.kernel(callee);
         let slot = self.b.create_sized_stack_slot(cl::StackSlotData::new(
             cl::StackSlotKind::ExplicitSlot,
