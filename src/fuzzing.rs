@@ -36,6 +36,19 @@ fn args_for(params: &[ScalarType], seed: u64) -> Vec<Scalar> {
         .collect()
 }
 
+/// Whether two executions agree: the same results (NaN equal to NaN), or the same error at
+/// the same place.
+fn same_outcome(
+    a: &Result<Vec<Scalar>, kiln_interp::RuntimeError>,
+    b: &Result<Vec<Scalar>, kiln_interp::RuntimeError>,
+) -> bool {
+    match (a, b) {
+        (Ok(x), Ok(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.same(*q)),
+        (Err(x), Err(y)) => x.kind == y.kind && x.loc == y.loc,
+        _ => false,
+    }
+}
+
 /// Runs one input through everything. Panics only on a bug (a disagreement between the
 /// lowered and optimised IR, or a panic inside the pipeline).
 pub fn pipeline(data: &[u8]) {
@@ -65,13 +78,8 @@ pub fn pipeline(data: &[u8]) {
             if fuel_out(&a) || fuel_out(&b) {
                 continue;
             }
-            let agree = match (&a, &b) {
-                (Ok(x), Ok(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.same(*q)),
-                (Err(x), Err(y)) => x.kind == y.kind && x.loc == y.loc,
-                _ => false,
-            };
             assert!(
-                agree,
+                same_outcome(&a, &b),
                 "kernel `{}` with {args:?}: lowered IR gave {a:?}, optimised IR gave {b:?}",
                 k.name
             );
@@ -140,13 +148,8 @@ fn native_agrees(compiled: &crate::Compiled, src: &str, data: &[u8]) {
                 continue;
             }
             let b = cpu.call(&compiled.optimized, id, &args);
-            let agree = match (&a, &b) {
-                (Ok(x), Ok(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.same(*q)),
-                (Err(x), Err(y)) => x.kind == y.kind && x.loc == y.loc,
-                _ => false,
-            };
             assert!(
-                agree,
+                same_outcome(&a, &b),
                 "kernel `{}` with {args:?}: the interpreter gave {a:?}, the CPU back end {b:?}\n{src}",
                 k.name
             );

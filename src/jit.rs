@@ -278,18 +278,7 @@ impl<'m> Ufunc<'m> {
     /// Applies the ufunc elementwise with NumPy broadcasting; returns one fresh array per
     /// output.
     pub fn call(&self, args: &[Arg]) -> Result<Vec<DynArray>, Error> {
-        let dtypes = arg_dtypes(args, &[])?;
-        let (id, _) = self.module.resolve(&self.name, &dtypes)?;
-        let m = self.module.module();
-        kiln_runtime::map(
-            self.module.jit.exec.as_ref(),
-            m,
-            id,
-            args,
-            None,
-            &self.module.jit.threads,
-        )
-        .map_err(|e| self.module.runtime_error(e))
+        self.run(args, None)
     }
 
     /// Like [`Ufunc::call`], writing into `outs` (one per output). The arguments broadcast
@@ -307,19 +296,25 @@ impl<'m> Ufunc<'m> {
     /// # Ok::<(), kiln::Error>(())
     /// ```
     pub fn call_into(&self, args: &[Arg], outs: &mut [DynViewMut]) -> Result<(), Error> {
-        let out_types: Vec<ScalarType> = outs.iter().map(|o| o.dtype()).collect();
+        self.run(args, Some(outs)).map(|_| ())
+    }
+
+    /// Picks the specialisation from the arguments' (and outputs') dtypes and maps it.
+    fn run(&self, args: &[Arg], outs: Option<&mut [DynViewMut]>) -> Result<Vec<DynArray>, Error> {
+        let out_types: Vec<ScalarType> = outs
+            .iter()
+            .flat_map(|o| o.iter().map(|v| v.dtype()))
+            .collect();
         let dtypes = arg_dtypes(args, &out_types)?;
         let (id, _) = self.module.resolve(&self.name, &dtypes)?;
-        let m = self.module.module();
         kiln_runtime::map(
             self.module.jit.exec.as_ref(),
-            m,
+            self.module.module(),
             id,
             args,
-            Some(outs),
+            outs,
             &self.module.jit.threads,
         )
-        .map(|_| ())
         .map_err(|e| self.module.runtime_error(e))
     }
 
@@ -374,32 +369,25 @@ impl<'m, T: Element> TypedUfunc<'m, T> {
 
     /// Applies the ufunc; returns a fresh array.
     pub fn call(&self, args: &[Arg]) -> Result<ArrayD<T>, Error> {
-        let m = self.module.module();
-        let out = kiln_runtime::map_with(
-            m,
-            self.id,
-            &|u| self.inner(u),
-            args,
-            None,
-            &self.module.jit.threads,
-        )
-        .map_err(|e| self.module.runtime_error(e))?;
+        let out = self.run(args, None)?;
         Ok(T::unwrap(out.into_iter().next().expect("one output")).expect("checked output dtype"))
     }
 
     /// Applies the ufunc into `out` (of the broadcast shape).
     pub fn call_into(&self, args: &[Arg], out: ArrayViewMutD<'_, T>) -> Result<(), Error> {
-        let m = self.module.module();
-        let mut outs = [T::wrap_view_mut(out)];
+        self.run(args, Some(&mut [T::wrap_view_mut(out)]))
+            .map(|_| ())
+    }
+
+    fn run(&self, args: &[Arg], outs: Option<&mut [DynViewMut]>) -> Result<Vec<DynArray>, Error> {
         kiln_runtime::map_with(
-            m,
+            self.module.module(),
             self.id,
             &|u| self.inner(u),
             args,
-            Some(&mut outs),
+            outs,
             &self.module.jit.threads,
         )
-        .map(|_| ())
         .map_err(|e| self.module.runtime_error(e))
     }
 }
