@@ -90,6 +90,7 @@ pub fn pipeline(data: &[u8]) {
     let mut ev = crate::script::Evaluator::new(&compiled, &exec)
         .with_step_budget(FUEL)
         .with_max_elements(1 << 12)
+        .without_files()
         .with_threads(threads);
     let _ = ev.run(&mut std::io::sink());
 }

@@ -87,6 +87,8 @@ pub struct Evaluator<'c> {
     threads: Option<Threads>,
     /// The most elements an array builtin may create (see [`Evaluator::with_max_elements`]).
     max_elements: usize,
+    /// Whether `load` and `save` may touch files (see [`Evaluator::without_files`]).
+    files: bool,
     /// The kernel each call expression calls, looked up once.
     callees: HashMap<*const TExpr, KernelId>,
     /// Script statements and loop iterations left before the script stops with
@@ -122,6 +124,7 @@ impl<'c> Evaluator<'c> {
             reads: HashMap::new(),
             threads: None,
             max_elements: DEFAULT_MAX_ELEMENTS,
+            files: true,
             callees: HashMap::new(),
             steps: u64::MAX,
         }
@@ -150,6 +153,13 @@ impl<'c> Evaluator<'c> {
     /// so that a typo fails with a message instead of exhausting memory.
     pub fn with_max_elements(mut self, n: usize) -> Self {
         self.max_elements = n;
+        self
+    }
+
+    /// Makes `load` and `save` fail instead of touching files: for scripts from untrusted
+    /// sources, such as the fuzzer's.
+    pub fn without_files(mut self) -> Self {
+        self.files = false;
         self
     }
 

@@ -39,3 +39,12 @@ fn typed_fuzz_regressions() {
     }
     assert!(n >= 1, "no regression inputs in {}", dir.display());
 }
+
+/// The fuzz body runs scripts from arbitrary bytes: `save` and `load` must not touch files.
+#[test]
+fn fuzzed_scripts_cannot_write_files() {
+    let path = std::env::temp_dir().join(format!("kiln-fuzz-{}.npy", std::process::id()));
+    let script = format!("save(\"{}\", zeros(3));", path.display());
+    kiln::fuzzing::pipeline(script.as_bytes());
+    assert!(!path.exists(), "the fuzz body wrote {}", path.display());
+}

@@ -139,6 +139,9 @@ impl<'c> Evaluator<'c> {
     }
 
     fn path_arg(&self, e: &TExpr) -> Result<String, Error> {
+        if !self.files {
+            return Err(self.fail(e.span, "this script may not read or write files", "a file"));
+        }
         match &e.kind {
             TExprKind::Lit(TLit::Str(s)) => Ok(s.clone()),
             _ => Err(self.fail(e.span, "expected a file name in quotes", "here")),
