@@ -261,15 +261,13 @@ impl<'c> Evaluator<'c> {
     /// Evaluates an expression of the script.
     pub fn eval_val(&mut self, e: &'c TExpr) -> Result<Val, Error> {
         let key = e as *const TExpr;
-        if !self.reads.contains_key(&key) {
+        let (free, has_array_fn) = self.reads.entry(key).or_insert_with(|| {
             let mut has_array_fn = false;
             kiln_front::lower::visit(e, &mut |x| {
                 has_array_fn |= matches!(x.kind, TExprKind::Array(..));
             });
-            self.reads
-                .insert(key, (kiln_front::lower::free_locals(e), has_array_fn));
-        }
-        let (free, has_array_fn) = &self.reads[&key];
+            (kiln_front::lower::free_locals(e), has_array_fn)
+        });
         let reads_array = free
             .iter()
             .any(|l| matches!(self.values.get(l), Some(Val::A(_))));

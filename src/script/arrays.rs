@@ -230,8 +230,9 @@ impl<'c> Evaluator<'c> {
                         .collect();
                     return one(DynArray::from_scalars(t, &v).expect("one dtype"));
                 }
+                // Not NaN: the step was checked, and `max` drops a NaN quotient for 0.
                 let n = ((stop - start) / step).ceil().max(0.0);
-                if !(n <= self.max_elements as f64) {
+                if n > self.max_elements as f64 {
                     return Err(self.fail(
                         e.span,
                         format!("`arange` would make {n} elements"),

@@ -100,8 +100,8 @@ fn loops_run_contiguous_and_strided_operands() {
         .unwrap();
     let a = [2.0f64];
     let x: Vec<f64> = (0..10).map(|i| i as f64).collect();
-    let y = vec![1.0f64; 10];
-    let mut out = vec![0.0f64; 10];
+    let y = [1.0f64; 10];
+    let mut out = [0.0f64; 10];
     let ptrs = [
         a.as_ptr() as *mut u8,
         x.as_ptr() as *mut u8,
@@ -111,7 +111,7 @@ fn loops_run_contiguous_and_strided_operands() {
     // SAFETY: 10 elements of each operand (the scalar has stride 0).
     unsafe { f.run_loop(10, &ptrs, &[0, 8, 8, 8]) }.unwrap();
     let want: Vec<f64> = x.iter().map(|v| 2.0 * v + 1.0).collect();
-    assert_eq!(out, want);
+    assert_eq!(out.to_vec(), want);
     // Every other element: the strided variant.
     let mut out2 = vec![0.0f64; 10];
     let ptrs = [
