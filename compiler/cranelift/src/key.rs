@@ -107,6 +107,7 @@ fn inst_words(kind: &InstKind, out: &mut Vec<u64>) {
         InstKind::Fma(a, b, c) => out.extend([3, a.0 as u64, b.0 as u64, c.0 as u64]),
         InstKind::Select(c, a, b) => out.extend([4, c.0 as u64, a.0 as u64, b.0 as u64]),
         InstKind::Cast(x) => out.extend([5, x.0 as u64]),
+        InstKind::Bitcast(x) => out.extend([11, x.0 as u64]),
         InstKind::Call(k, args) => {
             out.extend([6, k.0 as u64]);
             vals(out, args);

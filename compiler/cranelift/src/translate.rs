@@ -208,7 +208,8 @@ impl Emitter<'_, '_, '_> {
                 | InstKind::Unary(..)
                 | InstKind::Fma(..)
                 | InstKind::Select(..)
-                | InstKind::Cast(_) => true,
+                | InstKind::Cast(_)
+                | InstKind::Bitcast(_) => true,
                 InstKind::Binary(op, a, _) => !(op.can_trap() && k.value_type(*a).is_int()),
                 _ => false,
             };
@@ -306,6 +307,10 @@ impl Emitter<'_, '_, '_> {
             InstKind::Cast(x) => {
                 let (from, to) = (k.value_type(*x), k.value_type(data.results[0]));
                 vec![self.cast(get(*x), from, to)]
+            }
+            InstKind::Bitcast(x) => {
+                let to = cl_type(k.value_type(data.results[0]));
+                vec![self.b.ins().bitcast(to, MemFlagsData::new(), get(*x))]
             }
             _ => return Ok(None),
         }))

@@ -1,6 +1,6 @@
 //! The builtin functions of spec §4 and their signatures.
 
-use kiln_ir::{BinaryOp, UnaryOp};
+use kiln_ir::{BinaryOp, ScalarType, UnaryOp};
 
 use crate::types::{Class, Ty};
 
@@ -21,6 +21,13 @@ pub enum Builtin {
     Select,
     /// `assert(c)`: runtime error unless `c`.
     Assert,
+    /// `to_bits(x)`: the bits of a float as the unsigned integer of its width
+    /// (`f32 -> u32`, `f64 -> u64`), like Rust's `f64::to_bits`.
+    ToBits,
+    /// `from_bits(b)`: the float with bits `b` (`u32 -> f32`, `u64 -> f64`).
+    FromBits,
+    /// `ldexp(x, n)`: `x * 2^n` with one rounding, `(T: float, i32) -> T` (C's `ldexp`).
+    Ldexp,
 }
 
 /// A builtin's signature: one generic parameter of class `class`.
@@ -56,6 +63,9 @@ impl Builtin {
             "clamp" => Builtin::Clamp,
             "select" => Builtin::Select,
             "assert" => Builtin::Assert,
+            "to_bits" => Builtin::ToBits,
+            "from_bits" => Builtin::FromBits,
+            "ldexp" => Builtin::Ldexp,
             _ => return None,
         })
     }
@@ -68,7 +78,19 @@ impl Builtin {
             .map(|op| op.name())
             .collect();
         v.extend([
-            "atan2", "pow", "hypot", "copysign", "min", "max", "fma", "clamp", "select", "assert",
+            "atan2",
+            "pow",
+            "hypot",
+            "copysign",
+            "min",
+            "max",
+            "fma",
+            "clamp",
+            "select",
+            "assert",
+            "to_bits",
+            "from_bits",
+            "ldexp",
         ]);
         v
     }
@@ -82,10 +104,15 @@ impl Builtin {
             Builtin::Clamp => "clamp",
             Builtin::Select => "select",
             Builtin::Assert => "assert",
+            Builtin::ToBits => "to_bits",
+            Builtin::FromBits => "from_bits",
+            Builtin::Ldexp => "ldexp",
         }
     }
 
-    /// The signature.
+    /// The signature. `to_bits` and `from_bits`, whose result type is a function of the
+    /// argument's, are described as taking and returning any type; the checker types them
+    /// itself.
     pub fn signature(self) -> Signature {
         let t = |c: Class| Ty::Param(0, "T".into(), c);
         // `n` parameters and the result, all of type `T: c`.
@@ -114,6 +141,16 @@ impl Builtin {
                 class: None,
                 params: vec![Ty::BOOL],
                 ret: Ty::Unit,
+            },
+            Builtin::ToBits | Builtin::FromBits => Signature {
+                class: Some(Class::Any),
+                params: vec![t(Class::Any)],
+                ret: t(Class::Any),
+            },
+            Builtin::Ldexp => Signature {
+                class: Some(Class::Float),
+                params: vec![t(Class::Float), Ty::Scalar(ScalarType::I32)],
+                ret: t(Class::Float),
             },
         }
     }

@@ -9,6 +9,7 @@ pub mod builtins;
 pub mod check;
 pub mod diag;
 pub mod lower;
+pub mod mathlib;
 pub mod typed;
 pub mod types;
 

@@ -38,6 +38,10 @@ pub struct Lowerer<'p> {
     instances: HashMap<(ItemId, Vec<ScalarType>), KernelId>,
     in_progress: HashSet<(ItemId, Vec<ScalarType>)>,
     errors: Vec<Diag>,
+    /// Lowering the math library itself: its builtins resolve to its own items.
+    library: bool,
+    /// Math library kernels copied into `module`, by their id in the library.
+    imported: HashMap<KernelId, KernelId>,
 }
 
 /// The name of a specialisation: `axpy` or `axpy<f32>`.
@@ -59,7 +63,39 @@ impl<'p> Lowerer<'p> {
             instances: HashMap::new(),
             in_progress: HashSet::new(),
             errors: Vec::new(),
+            library: false,
+            imported: HashMap::new(),
         }
+    }
+
+    /// A lowerer for the math library's own program (see [`crate::mathlib`]).
+    pub fn library(p: &'p Program) -> Self {
+        Lowerer {
+            library: true,
+            ..Lowerer::new(p)
+        }
+    }
+
+    /// The kernel implementing builtin `name` at type `t` (`exp` at `f64`: the library's
+    /// `exp_f64`), if the math library has one: imported into the module on first use.
+    /// Inside the library, a function's own builtin is the host routine (its fallback).
+    fn math_fn(&mut self, name: &str, t: ScalarType) -> Option<KernelId> {
+        let fname = crate::mathlib::fn_name(name, t);
+        if self.library {
+            let id = *self.p.item_ids.get(&fname)?;
+            if self.in_progress.contains(&(id, vec![])) {
+                return None;
+            }
+            return self.item_inner(id, &[]);
+        }
+        let lib = crate::mathlib::library()?;
+        let id = *lib.fns.get(&fname)?;
+        Some(crate::mathlib::import(
+            lib,
+            id,
+            &mut self.module,
+            &mut self.imported,
+        ))
     }
 
     /// The module built so far.
@@ -797,6 +833,19 @@ impl<'l, 'p> Fx<'l, 'p> {
             vals.push(v);
         }
         let ty = |fx: &Self, i: usize| fx.k.value_type(vals[i]);
+        // Transcendental functions (and `round`, `ldexp`) come from the math library.
+        let library_op = match b {
+            Builtin::Unary(op) => op.float_only() && !op.is_predicate(),
+            Builtin::Binary(op) => op.float_only() && op != BinaryOp::Copysign,
+            Builtin::Ldexp => true,
+            _ => false,
+        };
+        if library_op {
+            let t = ty(self, 0);
+            if let Some(kid) = self.lw.math_fn(b.name(), t) {
+                return self.ins(InstKind::Call(kid, vals), &[t], None);
+            }
+        }
         match b {
             Builtin::Unary(op) => vec![self.ins1(InstKind::Unary(op, vals[0]), ty(self, 0), None)],
             Builtin::Predicate(op) => {
@@ -821,6 +870,21 @@ impl<'l, 'p> Fx<'l, 'p> {
             Builtin::Assert => {
                 let loc = Some(self.loc(e.span));
                 self.ins(InstKind::Assert(vals[0]), &[], loc);
+                vec![]
+            }
+            Builtin::ToBits | Builtin::FromBits => {
+                let to = self.scalar(&e.ty);
+                vec![self.ins1(InstKind::Bitcast(vals[0]), to, None)]
+            }
+            Builtin::Ldexp => {
+                // Only without a library (a compiler bug, caught by the library's tests):
+                // x * 2^n by repeated exact scaling would be wrong near the subnormals, so
+                // this is an error rather than a guess.
+                self.error(
+                    e.span,
+                    "internal compiler error: `ldexp` needs the math library",
+                    "here",
+                );
                 vec![]
             }
         }

@@ -133,6 +133,7 @@ fn call_at_depth(
                     }]
                 }
                 InstKind::Cast(x) => vec![eval_cast(get(&env, *x), k.value_type(idata.results[0]))],
+                InstKind::Bitcast(x) => vec![eval_bitcast(get(&env, *x), k.value_type(idata.results[0]))],
                 InstKind::Call(callee, args) => {
                     let args: Vec<Scalar> = args.iter().map(|&a| get(&env, a)).collect();
                     call_at_depth(m, *callee, &args, fuel, depth + 1)?
@@ -437,6 +438,12 @@ pub fn eval_fma(a: Scalar, b: Scalar, c: Scalar) -> Scalar {
         (Scalar::F64(a), Scalar::F64(b), Scalar::F64(c)) => Scalar::F64(libm::fma(a, b, c)),
         other => unreachable!("verified IR: fma of {other:?}"),
     }
+}
+
+/// `to_bits`/`from_bits`: the value of type `to` with the bits of `x` (`f32 ↔ u32`,
+/// `f64 ↔ u64`; the verifier rejects other pairs).
+pub fn eval_bitcast(x: Scalar, to: ScalarType) -> Scalar {
+    Scalar::from_bits(to, x.to_bits())
 }
 
 /// Converts `x` to `to` with spec §2's rules, which are exactly Rust's `as`: float→int

@@ -237,6 +237,9 @@ pub enum InstKind {
     Select(Value, Value, Value),
     /// Conversion to the result's type (spec §2: saturating float→int, wrapping int→int).
     Cast(Value),
+    /// Reinterprets the bits of a float as the unsigned integer of its width, or the
+    /// reverse (`to_bits`, `from_bits`): `f32 ↔ u32`, `f64 ↔ u64`.
+    Bitcast(Value),
     /// Call of another kernel of the module; one result per callee result.
     Call(KernelId, Vec<Value>),
     /// Runtime error unless the `bool` operand is true.
@@ -262,7 +265,9 @@ impl InstKind {
     pub fn operands(&self) -> Vec<Value> {
         match self {
             InstKind::Const(_) => vec![],
-            InstKind::Unary(_, x) | InstKind::Cast(x) | InstKind::Assert(x) => vec![*x],
+            InstKind::Unary(_, x) | InstKind::Cast(x) | InstKind::Bitcast(x) | InstKind::Assert(x) => {
+                vec![*x]
+            }
             InstKind::Binary(_, a, b) => vec![*a, *b],
             InstKind::Fma(a, b, c) | InstKind::Select(a, b, c) => vec![*a, *b, *c],
             InstKind::Call(_, args) | InstKind::Return(args) => args.clone(),
@@ -280,7 +285,9 @@ impl InstKind {
     pub fn map_operands(&mut self, mut f: impl FnMut(Value) -> Value) {
         match self {
             InstKind::Const(_) => {}
-            InstKind::Unary(_, x) | InstKind::Cast(x) | InstKind::Assert(x) => *x = f(*x),
+            InstKind::Unary(_, x) | InstKind::Cast(x) | InstKind::Bitcast(x) | InstKind::Assert(x) => {
+                *x = f(*x)
+            }
             InstKind::Binary(_, a, b) => {
                 *a = f(*a);
                 *b = f(*b);

@@ -280,6 +280,7 @@ fn parse_kernel(lines: &[(usize, &str)]) -> Result<(Kernel, Vec<PendingCall>), P
                 InstKind::Select(v[0], v[1], v[2])
             }
             "cast" => InstKind::Cast(val(il.operands)?),
+            "bitcast" => InstKind::Bitcast(val(il.operands)?),
             "assert" => InstKind::Assert(val(il.operands)?),
             "return" => InstKind::Return(vals(il.operands)?),
             "jump" => InstKind::Jump(target(il.operands)?),

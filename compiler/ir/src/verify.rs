@@ -306,6 +306,13 @@ fn check_inst(cx: &Ctx<'_>, inst: Inst) -> Result<(), VerifierError> {
             }
             Ok(())
         }
+        InstKind::Bitcast(x) => {
+            use ScalarType::*;
+            match (cx.ty(*x), rtys.as_slice()) {
+                (F32, [U32]) | (U32, [F32]) | (F64, [U64]) | (U64, [F64]) => Ok(()),
+                _ => Err(cx.err(inst, "a bitcast maps f32 ↔ u32 or f64 ↔ u64")),
+            }
+        }
         InstKind::Call(id, args) => {
             let callee = cx.m.kernel(*id);
             let atys: Vec<ScalarType> = args.iter().map(|&a| cx.ty(a)).collect();

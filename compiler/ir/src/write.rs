@@ -146,6 +146,7 @@ fn write_kernel_to(
                 InstKind::Fma(a, b, c) => write!(out, "fma {}", names.list(&[*a, *b, *c]))?,
                 InstKind::Select(a, b, c) => write!(out, "select {}", names.list(&[*a, *b, *c]))?,
                 InstKind::Cast(x) => write!(out, "cast {}", names.v(*x))?,
+                InstKind::Bitcast(x) => write!(out, "bitcast {}", names.v(*x))?,
                 InstKind::Call(id, args) => {
                     let callee = callee_name(id.index()).unwrap_or_else(|| id.to_string());
                     write!(out, "call {callee}({})", names.list(args))?

@@ -240,6 +240,10 @@ pub fn fold_constants(k: &mut Kernel) {
                     (Some(x), Some(t)) => Some(kiln_interp::eval_cast(x, t)),
                     _ => None,
                 },
+                InstKind::Bitcast(x) => match (c(x), result_ty) {
+                    (Some(x), Some(t)) => Some(kiln_interp::eval_bitcast(x, t)),
+                    _ => None,
+                },
                 InstKind::Select(cond, a, bb) => {
                     if let Some(Scalar::Bool(v)) = c(cond) {
                         let chosen = if v { *a } else { *bb };

@@ -981,6 +981,9 @@ impl<'c, 's> Body<'c, 's> {
                 span,
             };
         }
+        if let Some(b @ (Builtin::ToBits | Builtin::FromBits)) = Builtin::from_name(&f.name) {
+            return self.bits_builtin(b, args, span);
+        }
         if let Some(b) = Builtin::from_name(&f.name) {
             let sig = b.signature();
             let generics: Vec<(String, Class)> = sig
@@ -1034,6 +1037,70 @@ impl<'c, 's> Body<'c, 's> {
             let _ = self.expr(a);
         }
         Body::error_expr(span)
+    }
+
+    /// `to_bits(x)` (`f32 -> u32`, `f64 -> u64`) and `from_bits(b)` (`u32 -> f32`,
+    /// `u64 -> f64`): the result type is a function of the argument's, so these are typed
+    /// here rather than through a signature. An unsuffixed literal argument is `f64` or
+    /// `u64`. In a generic item the argument must have a concrete type.
+    fn bits_builtin(&mut self, b: Builtin, args: &[Expr], span: Span) -> TExpr {
+        let name = b.name();
+        let mut targs: Vec<TExpr> = args.iter().map(|a| self.expr(a)).collect();
+        if targs.len() != 1 {
+            let were = if targs.len() == 1 { "was" } else { "were" };
+            self.cx.error(
+                span,
+                format!(
+                    "`{name}` takes 1 argument, but {} {were} given",
+                    targs.len()
+                ),
+                "expected 1 argument",
+            );
+            return Body::error_expr(span);
+        }
+        let a = &mut targs[0];
+        if a.ty == Ty::Error {
+            return Body::error_expr(span);
+        }
+        use ScalarType::*;
+        let to_bits = b == Builtin::ToBits;
+        let literal = if to_bits { Ty::FloatLit } else { Ty::IntLit };
+        if a.ty == literal || (to_bits && a.ty == Ty::IntLit) {
+            let t = Ty::Scalar(if to_bits { F64 } else { U64 });
+            finalize(a, &t);
+            a.ty = t;
+        }
+        let ret = match (to_bits, &a.ty) {
+            (true, Ty::Scalar(F32)) => U32,
+            (true, Ty::Scalar(F64)) => U64,
+            (false, Ty::Scalar(U32)) => F32,
+            (false, Ty::Scalar(U64)) => F64,
+            (_, other) => {
+                let (want, hint) = if to_bits {
+                    ("`f32` or `f64`", "`to_bits` maps f32 -> u32 and f64 -> u64")
+                } else {
+                    ("`u32` or `u64`", "`from_bits` maps u32 -> f32 and u64 -> f64")
+                };
+                let generic = if matches!(other, Ty::Param(..)) {
+                    "; in a generic item, write one version per type"
+                } else {
+                    ""
+                };
+                let d = diag::error(
+                    self.file(),
+                    a.span,
+                    format!("`{name}` expects {want}, found `{other}`"),
+                    format!("this is `{other}`"),
+                );
+                self.cx.diags.push(diag::help(d, format!("{hint}{generic}")));
+                return Body::error_expr(span);
+            }
+        };
+        TExpr {
+            kind: TExprKind::Builtin(b, targs),
+            ty: Ty::Scalar(ret),
+            span,
+        }
     }
 
     /// Checks a call's arguments against a (possibly generic) signature, infers the type
