@@ -175,8 +175,9 @@ fn loop_agrees(
     if k.params.is_empty() || k.results.is_empty() {
         return;
     }
-    // Eleven elements: two unrolled groups of four and a remainder of three.
-    const N: usize = 11;
+    // Nineteen elements: several SIMD groups of 2 or 4 (lanes that branch differently in
+    // consecutive groups), a scalar remainder, and unrolled scalar groups of four.
+    const N: usize = 19;
     let rows: Vec<Vec<Scalar>> = (0..N as u64)
         .map(|r| args_for(&k.params, seed.wrapping_add(r)))
         .collect();

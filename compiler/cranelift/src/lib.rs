@@ -31,6 +31,7 @@
 
 mod key;
 mod math;
+mod simd;
 mod translate;
 
 use std::collections::HashMap;
@@ -573,6 +574,8 @@ struct LoopOperands<'a> {
     uniform: u64,
     /// The kernel whose invariant work is hoisted, if any.
     hoist: Option<KernelId>,
+    /// The kernel and its SIMD plan, when the contiguous variant runs on vectors.
+    vector: Option<(KernelId, simd::Plan)>,
 }
 
 impl LoopOperands<'_> {
@@ -672,6 +675,23 @@ fn emit_loop(
             let z = e.b.ins().iconst(ptr_ty, 0);
             e.b.def_var(v, z);
         }
+        if let Some((id, plan)) = ops_desc.vector {
+            let vec_entry = e.b.create_block();
+            e.b.ins().brif(all, vec_entry, &[], strided_pre, &[]);
+            e.b.switch_to_block(vec_entry);
+            let ctx = LoopCtx {
+                ops: &ops,
+                desc: ops_desc,
+                n,
+                i_var,
+                off_vars: &off_vars,
+                bases: &bases,
+                uniform_vals: &uniform_vals,
+                hoisted: &hoisted,
+                done,
+            };
+            vector_contiguous(e, &ctx, id, plan, body)?;
+        } else {
         e.b.ins().brif(all, unrolled_check, &[], strided_pre, &[]);
         // The address of every varying operand at element `i + k`.
         let addrs_at = |e: &mut Emitter, k: u32| -> Vec<Option<cl::Value>> {
@@ -742,6 +762,7 @@ fn emit_loop(
         let i1 = advance(e, 1);
         let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, n);
         e.b.ins().brif(more, contiguous_block, &[], done, &[]);
+        }
     } else {
         e.b.ins().jump(strided_pre, &[]);
     }
@@ -788,6 +809,151 @@ fn emit_loop(
 
 /// Loads the varying inputs at `addrs` (uniform ones are already loaded), runs `body`,
 /// stores its values at the output addresses.
+/// What the contiguous vector loop needs from [`emit_loop`]'s preheader.
+struct LoopCtx<'a> {
+    ops: &'a [ScalarType],
+    desc: &'a LoopOperands<'a>,
+    n: cl::Value,
+    i_var: Variable,
+    off_vars: &'a [(u32, Variable)],
+    bases: &'a [cl::Value],
+    uniform_vals: &'a [Option<cl::Value>],
+    hoisted: &'a Hoisted,
+    done: cl::Block,
+}
+
+impl LoopCtx<'_> {
+    /// The address of every varying operand at the current offsets (`None`: uniform).
+    fn addrs(&self, e: &mut Emitter) -> Vec<Option<cl::Value>> {
+        (0..self.ops.len())
+            .map(|j| {
+                if self.desc.is_uniform(j) {
+                    return None;
+                }
+                let size = byte_size(self.ops[j]);
+                let var = self
+                    .off_vars
+                    .iter()
+                    .find(|(s, _)| *s == size)
+                    .expect("every varying size has an offset")
+                    .1;
+                let off = e.b.use_var(var);
+                Some(e.b.ins().iadd(self.bases[j], off))
+            })
+            .collect()
+    }
+
+    /// Moves every offset and the index `k` elements on.
+    fn advance(&self, e: &mut Emitter, k: u32) {
+        for &(s, v) in self.off_vars {
+            let off = e.b.use_var(v);
+            let next = e.b.ins().iadd_imm_s(off, i64::from(k * s));
+            e.b.def_var(v, next);
+        }
+        let i = e.b.use_var(self.i_var);
+        let next = e.b.ins().iadd_imm_s(i, i64::from(k));
+        e.b.def_var(self.i_var, next);
+    }
+}
+
+/// The contiguous loop on vectors: groups of `plan.lanes` elements while a whole group
+/// remains, then the scalar body for the rest. A group whose vector code cannot finish
+/// (a failing assert in some lane) re-runs on the scalar body, which reports the first
+/// failing element exactly; the vector loop then resumes after the group.
+fn vector_contiguous(
+    e: &mut Emitter,
+    cx: &LoopCtx,
+    id: KernelId,
+    plan: simd::Plan,
+    body: &mut Body,
+) -> EmitResult {
+    let lanes = u32::from(plan.lanes);
+    let fallback = e.b.create_block();
+    let sv = simd::Simd {
+        lanes: plan.lanes,
+        fallback,
+    };
+    let k = e.unit.ir.kernel(id);
+    let (inputs, outputs) = (k.params.clone(), k.results.clone());
+    // Broadcast scalars and hoisted values are splat once, here in the preheader.
+    let uniform: Vec<Option<cl::Value>> = cx
+        .uniform_vals
+        .iter()
+        .zip(&inputs)
+        .map(|(u, &t)| u.map(|x| sv.splat(e, x, t)))
+        .collect();
+    let mut hoisted: Vec<(kiln_ir::Value, cl::Value)> =
+        cx.hoisted.0.iter().map(|(&v, &x)| (v, x)).collect();
+    hoisted.sort_by_key(|(v, _)| v.0);
+    let pre: HashMap<kiln_ir::Value, cl::Value> = hoisted
+        .into_iter()
+        .map(|(v, x)| {
+            let t = e.unit.ir.kernel(id).value_type(v);
+            (v, sv.splat(e, x, t))
+        })
+        .collect();
+    let stop = e.b.declare_var(types::I64);
+    let (vec_check, vec_body, to_rest) =
+        (e.b.create_block(), e.b.create_block(), e.b.create_block());
+    let (scalar_check, scalar_body, after_scalar) =
+        (e.b.create_block(), e.b.create_block(), e.b.create_block());
+    e.b.ins().jump(vec_check, &[]);
+
+    e.b.switch_to_block(vec_check);
+    let i = e.b.use_var(cx.i_var);
+    let end = e.b.ins().iadd_imm_s(i, i64::from(lanes));
+    let fits =
+        e.b.ins()
+            .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, end, cx.n);
+    e.b.ins().brif(fits, vec_body, &[], to_rest, &[]);
+
+    e.b.switch_to_block(vec_body);
+    let addrs = cx.addrs(e);
+    let args: Vec<cl::Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(j, &t)| match (uniform[j], addrs[j]) {
+            (Some(v), _) => v,
+            (None, Some(a)) => sv.load(e, t, a),
+            (None, None) => unreachable!("an input is uniform or has an address"),
+        })
+        .collect();
+    let outs = sv.kernel(e, id, &args, None, &pre)?;
+    for ((v, a), &t) in outs.into_iter().zip(&addrs[inputs.len()..]).zip(&outputs) {
+        sv.store(e, t, v, a.expect("outputs always vary"));
+    }
+    cx.advance(e, lanes);
+    e.b.ins().jump(vec_check, &[]);
+
+    e.b.switch_to_block(fallback);
+    let i = e.b.use_var(cx.i_var);
+    let group_end = e.b.ins().iadd_imm_s(i, i64::from(lanes));
+    e.b.def_var(stop, group_end);
+    e.b.ins().jump(scalar_check, &[]);
+
+    e.b.switch_to_block(to_rest);
+    e.b.def_var(stop, cx.n);
+    e.b.ins().jump(scalar_check, &[]);
+
+    e.b.switch_to_block(scalar_check);
+    let i = e.b.use_var(cx.i_var);
+    let s = e.b.use_var(stop);
+    let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, s);
+    e.b.ins().brif(more, scalar_body, &[], after_scalar, &[]);
+
+    e.b.switch_to_block(scalar_body);
+    let addrs = cx.addrs(e);
+    loop_body(e, cx.desc.inputs, &addrs, cx.uniform_vals, cx.hoisted, body)?;
+    cx.advance(e, 1);
+    e.b.ins().jump(scalar_check, &[]);
+
+    e.b.switch_to_block(after_scalar);
+    let i = e.b.use_var(cx.i_var);
+    let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, cx.n);
+    e.b.ins().brif(more, vec_check, &[], cx.done, &[]);
+    Ok(())
+}
+
 fn loop_body(
     e: &mut Emitter,
     inputs: &[ScalarType],
@@ -840,11 +1006,13 @@ fn loop_entry(e: &mut Emitter, id: KernelId, uniform: u64) -> EmitResult {
     let p = entry_params(e);
     let k = e.unit.ir.kernel(id);
     let (inputs, outputs) = (k.params.clone(), k.results.clone());
+    let vector = e.unit.vectorize.then(|| simd::plan(e.unit.ir, id)).flatten();
     let ops = LoopOperands {
         inputs: &inputs,
         outputs: &outputs,
         uniform,
         hoist: Some(id),
+        vector: vector.map(|p| (id, p)),
     };
     // A cheap body (no calls, few instructions) gets the contiguous variant, unrolled; an
     // expensive one only the strided loop, whose addressing costs little beside the body
@@ -857,7 +1025,7 @@ fn loop_entry(e: &mut Emitter, id: KernelId, uniform: u64) -> EmitResult {
         p[1],
         p[2],
         p[3],
-        cheap,
+        cheap || vector.is_some(),
         UNROLL,
         &mut |e, args, pre| e.kernel_with(id, args, pre),
     )?;
@@ -884,6 +1052,7 @@ fn reduce_entry(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitResult
         outputs: &[],
         uniform: 0,
         hoist: None,
+        vector: None,
     };
     emit_loop(
         e,

@@ -89,6 +89,8 @@ pub struct Unit<'m> {
     pub pending: Vec<KernelId>,
     /// Math routines declared in the module.
     math: HashMap<&'static str, FuncId>,
+    /// Whether ufunc loops get a SIMD variant.
+    pub vectorize: bool,
 }
 
 impl<'m> Unit<'m> {
@@ -101,6 +103,7 @@ impl<'m> Unit<'m> {
             bodies: HashMap::new(),
             pending: Vec::new(),
             math: HashMap::new(),
+            vectorize: true,
         }
     }
 
@@ -149,7 +152,7 @@ impl<'m> Unit<'m> {
 
 /// Values of a kernel computed once before a loop ([`Emitter::hoist`]).
 #[derive(Default)]
-pub struct Hoisted(HashMap<kiln_ir::Value, cl::Value>);
+pub struct Hoisted(pub(crate) HashMap<kiln_ir::Value, cl::Value>);
 
 /// Emits kernels inline into one Cranelift function.
 pub struct Emitter<'a, 'b, 'm> {
@@ -408,7 +411,7 @@ impl Emitter<'_, '_, '_> {
         Ok(self.b.inst_results(call)[0])
     }
 
-    fn unary(&mut self, op: UnaryOp, ty: ScalarType, x: cl::Value) -> Result<cl::Value> {
+    pub(crate) fn unary(&mut self, op: UnaryOp, ty: ScalarType, x: cl::Value) -> Result<cl::Value> {
         let ins = self.b.ins();
         Ok(match op {
             UnaryOp::Neg if ty.is_float() => ins.fneg(x),
@@ -447,7 +450,7 @@ impl Emitter<'_, '_, '_> {
         })
     }
 
-    fn binary(
+    pub(crate) fn binary(
         &mut self,
         op: BinaryOp,
         ty: ScalarType,
@@ -565,7 +568,7 @@ impl Emitter<'_, '_, '_> {
     }
 
     /// Spec §2's `as`, which is Rust's.
-    fn cast(&mut self, x: cl::Value, from: ScalarType, to: ScalarType) -> cl::Value {
+    pub(crate) fn cast(&mut self, x: cl::Value, from: ScalarType, to: ScalarType) -> cl::Value {
         let (cf, ct) = (cl_type(from), cl_type(to));
         let ins = self.b.ins();
         if from == ScalarType::Bool {
