@@ -49,7 +49,8 @@ impl Default for Options {
 }
 
 /// The executors available in this build: the interpreter on lowered IR (the oracle), on
-/// optimised IR (which checks the optimiser), and the Cranelift JIT. Every case must give
+/// optimised IR (which checks the optimiser), the Cranelift JIT, and the JIT again with
+/// every scalar call run through its SIMD loop ([`kiln_runtime::CpuLoops`]). Every case must give
 /// the same bits on all of them (math builtins included: the JIT calls the interpreter's
 /// `libm`).
 pub fn default_executors() -> Vec<Box<dyn Executor>> {
@@ -63,10 +64,14 @@ pub fn default_executors() -> Vec<Box<dyn Executor>> {
             optimized: true,
         }),
     ];
-    match kiln_runtime::Cpu::new() {
-        Ok(cpu) => execs.push(Box::new(cpu)),
+    match (kiln_runtime::Cpu::new(), kiln_runtime::Cpu::new()) {
+        (Ok(cpu), Ok(loops)) => {
+            execs.push(Box::new(cpu));
+            // Scalar calls again, through the SIMD loops: vector and scalar code must agree.
+            execs.push(Box::new(kiln_runtime::CpuLoops(loops)));
+        }
         // A host Cranelift cannot compile for: the corpus still runs on the interpreter.
-        Err(e) => tracing_unsupported(&e.to_string()),
+        (Err(e), _) | (_, Err(e)) => tracing_unsupported(&e.to_string()),
     }
     execs
 }

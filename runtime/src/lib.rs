@@ -374,5 +374,104 @@ impl Executor for Cpu {
     }
 }
 
+/// The CPU back end with every scalar call run through the kernel's *loop*: the arguments
+/// are copied into arrays of [`CpuLoops::COPIES`] elements, so the call runs in SIMD groups
+/// and in the scalar remainder, and every copy must give the same bits. The corpus runs
+/// this beside [`Cpu`] to check that the vector code agrees with the scalar code.
+#[derive(Debug)]
+pub struct CpuLoops(pub Cpu);
+
+impl CpuLoops {
+    /// Elements per call: two groups of four lanes (or four of two) and a remainder.
+    pub const COPIES: usize = 9;
+}
+
+impl Executor for CpuLoops {
+    fn name(&self) -> &str {
+        "cpu-loop"
+    }
+
+    fn wants_optimized(&self) -> bool {
+        true
+    }
+
+    fn call(&self, m: &Module, id: KernelId, args: &[Scalar]) -> Result<Vec<Scalar>, RuntimeError> {
+        let k = m.kernel(id);
+        let n = Self::COPIES;
+        let size = |t: ScalarType| kiln_cranelift::byte_size(t) as usize;
+        // One 8-byte-aligned buffer per operand, inputs then outputs.
+        let mut bufs: Vec<Vec<u64>> = k
+            .params
+            .iter()
+            .chain(&k.results)
+            .map(|&t| vec![0u64; (n * size(t)).div_ceil(8)])
+            .collect();
+        for ((buf, &a), &t) in bufs.iter_mut().zip(args).zip(&k.params) {
+            let bytes = a.to_bits().to_le_bytes();
+            let s = size(t);
+            let raw = bytemuck_bytes(buf);
+            for i in 0..n {
+                raw[i * s..(i + 1) * s].copy_from_slice(&bytes[..s]);
+            }
+        }
+        let ptrs: Vec<*mut u8> = bufs.iter_mut().map(|b| b.as_mut_ptr() as *mut u8).collect();
+        let strides: Vec<isize> = k
+            .params
+            .iter()
+            .chain(&k.results)
+            .map(|&t| size(t) as isize)
+            .collect();
+        let code = self.0.compile(m, id, kiln_cranelift::Shape::Loop { uniform: 0 })?;
+        // SAFETY: every operand buffer holds `n` elements of its dtype, 8-byte aligned.
+        unsafe { code.run_loop(n, &ptrs, &strides) }.map_err(|(_, e)| e)?;
+        let mut results = Vec::with_capacity(k.results.len());
+        for (j, &t) in k.results.iter().enumerate() {
+            let s = size(t);
+            let raw = bytemuck_bytes(&mut bufs[k.params.len() + j]);
+            let at = |i: usize| {
+                let mut b = [0u8; 8];
+                b[..s].copy_from_slice(&raw[i * s..(i + 1) * s]);
+                Scalar::from_bits(t, u64::from_le_bytes(b))
+            };
+            let first = at(0);
+            // Lanes that disagree: a SIMD bug, reported as an internal error so that the
+            // corpus shows this executor disagreeing with the others.
+            if (1..n).any(|i| !at(i).same(first)) {
+                return Err(RuntimeError {
+                    kind: ErrorKind::Internal,
+                    kernel: k.name.clone(),
+                    loc: None,
+                });
+            }
+            results.push(first);
+        }
+        Ok(results)
+    }
+
+    fn inner_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        id: KernelId,
+        uniform: u64,
+    ) -> Result<Arc<dyn InnerLoop + 'm>, RuntimeError> {
+        self.0.inner_loop(m, id, uniform)
+    }
+
+    fn reduce_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        map: Option<KernelId>,
+        combine: KernelId,
+    ) -> Result<Box<dyn ReduceLoop + 'm>, RuntimeError> {
+        self.0.reduce_loop(m, map, combine)
+    }
+}
+
+/// The bytes of a `u64` buffer.
+fn bytemuck_bytes(buf: &mut [u64]) -> &mut [u8] {
+    // SAFETY: u8 has no alignment or validity requirements; the length is exact.
+    unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 8) }
+}
+
 #[cfg(test)]
 mod tests;

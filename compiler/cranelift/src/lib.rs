@@ -347,7 +347,15 @@ impl Cpu {
         if let Some(code) = cache.get(&key) {
             return Ok(code.clone());
         }
-        let (code, _) = self.build(m, id, shape, false)?;
+        let (code, _) = self.build(m, id, shape, false, true).or_else(|e| {
+            // A vector operation this target's Cranelift cannot lower is a missing feature,
+            // not a reason to fail: the scalar loop computes the same bits.
+            if matches!(shape, Shape::Loop { .. }) {
+                self.build(m, id, shape, false, false)
+            } else {
+                Err(e)
+            }
+        })?;
         let code = Arc::new(code);
         cache.insert(key, code.clone());
         Ok(code)
@@ -356,7 +364,7 @@ impl Cpu {
     /// Compiles an entry point afresh (no cache) and returns its Cranelift IR and
     /// disassembly.
     pub fn listing(&self, m: &Module, id: KernelId, shape: Shape) -> Result<Listing, BackendError> {
-        Ok(self.build(m, id, shape, true)?.1)
+        Ok(self.build(m, id, shape, true, true)?.1)
     }
 
     /// Number of cached entry points.
@@ -370,6 +378,7 @@ impl Cpu {
         id: KernelId,
         shape: Shape,
         listing: bool,
+        vectorize: bool,
     ) -> Result<(Code, Listing), BackendError> {
         let mut builder = JITBuilder::with_isa(self.isa.clone(), default_libcall_names());
         for (name, ptr) in math::symbols() {
@@ -392,6 +401,7 @@ impl Cpu {
         };
         let (entry, sites) = {
             let mut unit = Unit::new(&mut jit, m);
+            unit.vectorize = vectorize;
             let mut fctx = FunctionBuilderContext::new();
             let mut ctx = unit.jit.make_context();
             let ptr = unit.pointer();

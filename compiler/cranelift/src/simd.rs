@@ -175,14 +175,15 @@ impl Simd {
         }
     }
 
-    /// A group mask shaped like values of type `t` (for `bitselect`).
-    fn mask_for(&self, e: &mut Emitter, m: cl::Value, t: ScalarType) -> cl::Value {
+    /// Lane by lane, `a` where mask `m` is set, else `b` (`a`, `b` of type `t`).
+    fn choose(&self, e: &mut Emitter, m: cl::Value, t: ScalarType, a: cl::Value, b: cl::Value) -> cl::Value {
         let m = if self.lanes == 2 && byte_size(t) == 4 {
             Self::narrow_mask(e, m)
         } else {
             m
         };
-        Self::recast(e, m, self.vtype(t))
+        let m = Self::recast(e, m, self.vtype(t));
+        e.b.ins().bitselect(m, a, b)
     }
 
     /// The integer vector type with `t`'s lane layout.
@@ -406,8 +407,7 @@ impl Simd {
                         Some(v) => {
                             let var = self.edge_var(e, &mut inst, *from, *si);
                             let m = e.b.use_var(var);
-                            let m = self.mask_for(e, m, t);
-                            e.b.ins().bitselect(m, a, v)
+                            self.choose(e, m, t, a, v)
                         }
                     });
                 }
@@ -445,8 +445,7 @@ impl Simd {
                                 None => x,
                                 Some(m) => {
                                     let old = e.b.use_var(var);
-                                    let m = self.mask_for(e, m, t);
-                                    e.b.ins().bitselect(m, x, old)
+                                    self.choose(e, m, t, x, old)
                                 }
                             };
                             e.b.def_var(var, x);
@@ -540,8 +539,7 @@ impl Simd {
                     self.get(e, inst, *a),
                     self.get(e, inst, *b),
                 );
-                let m = self.mask_for(e, c, rty);
-                e.b.ins().bitselect(m, a, b)
+                self.choose(e, c, rty, a, b)
             }
             InstKind::Cast(x) => {
                 let from = k.value_type(*x);
