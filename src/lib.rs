@@ -194,6 +194,20 @@ pub struct Compiled {
     kernel_ids: std::collections::HashMap<String, KernelId>,
 }
 
+/// The math library (`kernels/math`), lowered and optimised once per process: modules
+/// import its functions ready-made (see `kiln_front::mathlib`). `None` only if the library
+/// failed to build, a bug its tests catch; builtins are then host `libm` operations.
+pub fn math_library() -> Option<&'static kiln_front::mathlib::MathLib> {
+    static LIB: std::sync::OnceLock<Option<kiln_front::mathlib::MathLib>> =
+        std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        let mut lib = kiln_front::mathlib::build().ok()?;
+        kiln_opt::optimize(&mut lib.module, false).ok()?;
+        Some(lib)
+    })
+    .as_ref()
+}
+
 /// Parses, checks, lowers (every item, every specialisation) and optimises `src`. Every
 /// independent error in the file is reported.
 pub fn compile(name: &str, src: &str) -> Result<Compiled, Error> {
@@ -239,7 +253,7 @@ pub fn compile_parsed(
     if !errors.is_empty() {
         return Err(Error::Compile(diags(name, src, errors)));
     }
-    let mut lowerer = kiln_front::Lowerer::new(&program);
+    let mut lowerer = kiln_front::Lowerer::new(&program).with_math(math_library());
     let mut errors = Vec::new();
     for i in 0..program.consts.len() {
         if let Err(e) = lowerer.constant(kiln_front::ConstId(i as u32)) {

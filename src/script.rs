@@ -332,7 +332,7 @@ impl<'c> Evaluator<'c> {
     }
 
     fn compile_thunk_with(&self, e: &TExpr, locals: &[LocalInfo]) -> Result<Thunk, Error> {
-        let mut lw = Lowerer::new(&self.c.program);
+        let mut lw = Lowerer::new(&self.c.program).with_math(crate::math_library());
         let (kernel, params) = lw
             .thunk("<script>", locals, e)
             .map_err(|d| Error::Compile(self.c.diagnostics(d)))?;

@@ -82,6 +82,11 @@ pub enum Shape {
 pub struct Cpu {
     isa: OwnedTargetIsa,
     cache: Mutex<HashMap<Vec<u64>, Arc<Code>, rustc_hash::FxBuildHasher>>,
+    /// A hash of the target and its settings: library code compiled for one `Cpu` is
+    /// shared (process-wide) with every `Cpu` of the same configuration.
+    isa_key: u64,
+    /// Whether ufunc loops get a SIMD variant (`KILN_SIMD=0` turns it off, to compare).
+    simd: bool,
 }
 
 impl std::fmt::Debug for Cpu {
@@ -114,6 +119,8 @@ unsafe impl Sync for CodeMemory {}
 /// A compiled entry point.
 pub struct Code {
     _memory: CodeMemory,
+    /// The shared library code this code calls.
+    _libs: Vec<Arc<LibFn>>,
     ptr: *const u8,
     sites: Vec<Site>,
     /// The kernel errors are reported in.
@@ -309,7 +316,8 @@ impl Cpu {
     pub fn new() -> Result<Cpu, BackendError> {
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(backend_err);
-        set(&mut flags, "opt_level", "speed")?;
+        let opt = std::env::var("KILN_CL_OPT").unwrap_or_else(|_| "speed".into());
+    set(&mut flags, "opt_level", &opt)?;
         set(&mut flags, "is_pic", "false")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
         // The IR verifier costs about a quarter of compile time; tests run with it.
@@ -323,9 +331,18 @@ impl Cpu {
             .map_err(|e| BackendError(format!("this host is not supported: {e}")))?
             .finish(settings::Flags::new(flags))
             .map_err(backend_err)?;
+        let isa_key = {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = rustc_hash::FxBuildHasher.build_hasher();
+            let flags: Vec<String> = isa.isa_flags().iter().map(|v| v.to_string()).collect();
+            (isa.triple().to_string(), isa.flags().to_string(), flags).hash(&mut h);
+            h.finish()
+        };
         Ok(Cpu {
             isa,
             cache: Mutex::new(HashMap::default()),
+            isa_key,
+            simd: std::env::var_os("KILN_SIMD").is_none_or(|v| v != "0"),
         })
     }
 
@@ -347,7 +364,7 @@ impl Cpu {
         if let Some(code) = cache.get(&key) {
             return Ok(code.clone());
         }
-        let (code, _) = self.build(m, id, shape, false, true).or_else(|e| {
+        let (code, _) = self.build(m, id, shape, false, self.simd).or_else(|e| {
             // A vector operation this target's Cranelift cannot lower is a missing feature,
             // not a reason to fail: the scalar loop computes the same bits.
             if matches!(shape, Shape::Loop { .. }) {
@@ -364,7 +381,7 @@ impl Cpu {
     /// Compiles an entry point afresh (no cache) and returns its Cranelift IR and
     /// disassembly.
     pub fn listing(&self, m: &Module, id: KernelId, shape: Shape) -> Result<Listing, BackendError> {
-        Ok(self.build(m, id, shape, true, true)?.1)
+        Ok(self.build(m, id, shape, true, self.simd)?.1)
     }
 
     /// Number of cached entry points.
@@ -399,9 +416,10 @@ impl Cpu {
             }
             _ => (kernel.params.clone(), kernel.results.clone()),
         };
-        let (entry, sites) = {
+        let (entry, sites, libs) = {
             let mut unit = Unit::new(&mut jit, m);
             unit.vectorize = vectorize;
+            unit.library = Some(self);
             let mut fctx = FunctionBuilderContext::new();
             let mut ctx = unit.jit.make_context();
             let ptr = unit.pointer();
@@ -456,13 +474,14 @@ impl Cpu {
                 }
                 define(&mut unit, f, &mut ctx, listing, &mut out)?;
             }
-            (entry, unit.sites.0)
+            (entry, unit.sites.0, unit.libs)
         };
         jit.finalize_definitions().map_err(backend_err)?;
         let ptr = jit.get_finalized_function(entry);
         Ok((
             Code {
                 _memory: CodeMemory(Some(jit)),
+                _libs: libs,
                 ptr,
                 sites,
                 kernel: kernel.name.clone(),
@@ -471,6 +490,112 @@ impl Cpu {
             },
             out,
         ))
+    }
+}
+
+/// A math library function's machine code, shared by every module a [`Cpu`] compiles
+/// (see `KernelKind::Library`): its scalar variant (the out-of-line body signature) or its
+/// SIMD variant for groups of a given lane count.
+pub struct LibFn {
+    _memory: CodeMemory,
+    _libs: Vec<Arc<LibFn>>,
+    ptr: *const u8,
+}
+
+// SAFETY: as for `Code`: immutable code after finalisation.
+unsafe impl Send for LibFn {}
+// SAFETY: as above.
+unsafe impl Sync for LibFn {}
+
+impl Cpu {
+    /// Library kernel `id`'s shared code (`lanes`: its SIMD variant), compiled on first use.
+    pub(crate) fn library(
+        &self,
+        m: &Module,
+        id: KernelId,
+        lanes: Option<u8>,
+    ) -> Result<Arc<LibFn>, BackendError> {
+        type Cache = Mutex<HashMap<Vec<u64>, Arc<LibFn>, rustc_hash::FxBuildHasher>>;
+        static LIBS: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+        let libs = LIBS.get_or_init(|| Mutex::new(HashMap::default()));
+        let mut key = key::encode(m, id, Shape::Scalar);
+        key.extend([self.isa_key, u64::from(lanes.unwrap_or(0))]);
+        if let Some(f) = libs.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(f.clone());
+        }
+        // Built without the lock: it may need other library functions first.
+        let f = Arc::new(self.build_library(m, id, lanes)?);
+        let mut libs = libs.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(libs.entry(key).or_insert(f).clone())
+    }
+
+    fn build_library(
+        &self,
+        m: &Module,
+        id: KernelId,
+        lanes: Option<u8>,
+    ) -> Result<LibFn, BackendError> {
+        let mut builder = JITBuilder::with_isa(self.isa.clone(), default_libcall_names());
+        for (name, ptr) in math::symbols() {
+            builder.symbol(name, ptr);
+        }
+        let mut jit = JITModule::new(builder);
+        let (f, libs) = {
+            let mut unit = Unit::new(&mut jit, m);
+            unit.library = Some(self);
+            let mut fctx = FunctionBuilderContext::new();
+            let mut ctx = unit.jit.make_context();
+            let sig = match lanes {
+                None => unit.body_signature(m.kernel(id)),
+                Some(lanes) => simd::library_signature(&unit, m.kernel(id), lanes),
+            };
+            let f = unit
+                .jit
+                .declare_anonymous_function(&sig)
+                .map_err(backend_err)?;
+            ctx.func.signature = sig;
+            ctx.func.name = UserFuncName::user(0, f.as_u32());
+            {
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let mut e = start_function(&mut b, &mut unit);
+                match lanes {
+                    None => body_entry(&mut e, id).map_err(backend_err)?,
+                    Some(lanes) => {
+                        let sv = simd::Simd {
+                            lanes,
+                            fallback: e.trap,
+                        };
+                        sv.library_body(&mut e, id).map_err(backend_err)?;
+                        return_site_on_trap(&mut e);
+                    }
+                }
+                b.seal_all_blocks();
+                b.finalize(unit.jit.target_config());
+            }
+            let mut out = Listing::default();
+            define(&mut unit, f, &mut ctx, false, &mut out)?;
+            while let Some(k) = unit.pending.pop() {
+                let g = unit.bodies[&k];
+                ctx.func.signature = unit.body_signature(m.kernel(k));
+                ctx.func.name = UserFuncName::user(0, g.as_u32());
+                {
+                    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                    let mut e = start_function(&mut b, &mut unit);
+                    body_entry(&mut e, k).map_err(backend_err)?;
+                    b.seal_all_blocks();
+                    b.finalize(unit.jit.target_config());
+                }
+                define(&mut unit, g, &mut ctx, false, &mut out)?;
+            }
+            (f, unit.libs)
+        };
+        jit.finalize_definitions().map_err(backend_err)?;
+        let ptr = jit.get_finalized_function(f);
+        Ok(LibFn {
+            _memory: CodeMemory(Some(jit)),
+            _libs: libs,
+            ptr,
+        })
     }
 }
 
@@ -877,16 +1002,16 @@ fn vector_contiguous(
     plan: simd::Plan,
     body: &mut Body,
 ) -> EmitResult {
-    let lanes = u32::from(plan.lanes);
     let fallback = e.b.create_block();
     let sv = simd::Simd {
         lanes: plan.lanes,
         fallback,
     };
+    let lanes = sv.group();
     let k = e.unit.ir.kernel(id);
     let (inputs, outputs) = (k.params.clone(), k.results.clone());
     // Broadcast scalars and hoisted values are splat once, here in the preheader.
-    let uniform: Vec<Option<cl::Value>> = cx
+    let uniform: Vec<Option<[cl::Value; simd::U]>> = cx
         .uniform_vals
         .iter()
         .zip(&inputs)
@@ -895,7 +1020,7 @@ fn vector_contiguous(
     let mut hoisted: Vec<(kiln_ir::Value, cl::Value)> =
         cx.hoisted.0.iter().map(|(&v, &x)| (v, x)).collect();
     hoisted.sort_by_key(|(v, _)| v.0);
-    let pre: HashMap<kiln_ir::Value, cl::Value> = hoisted
+    let pre: HashMap<kiln_ir::Value, [cl::Value; simd::U]> = hoisted
         .into_iter()
         .map(|(v, x)| {
             let t = e.unit.ir.kernel(id).value_type(v);
@@ -919,7 +1044,7 @@ fn vector_contiguous(
 
     e.b.switch_to_block(vec_body);
     let addrs = cx.addrs(e);
-    let args: Vec<cl::Value> = inputs
+    let args: Vec<[cl::Value; simd::U]> = inputs
         .iter()
         .enumerate()
         .map(|(j, &t)| match (uniform[j], addrs[j]) {

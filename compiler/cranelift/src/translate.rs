@@ -91,6 +91,11 @@ pub struct Unit<'m> {
     math: HashMap<&'static str, FuncId>,
     /// Whether ufunc loops get a SIMD variant.
     pub vectorize: bool,
+    /// Where math library functions come from: compiled once per [`crate::Cpu`] and called
+    /// by address (`None`: compiled into this unit like any callee).
+    pub library: Option<&'m crate::Cpu>,
+    /// The library code this unit's functions call, kept alive by what the unit builds.
+    pub libs: Vec<std::sync::Arc<crate::LibFn>>,
 }
 
 impl<'m> Unit<'m> {
@@ -104,7 +109,26 @@ impl<'m> Unit<'m> {
             pending: Vec::new(),
             math: HashMap::new(),
             vectorize: true,
+            library: None,
+            libs: Vec::new(),
         }
+    }
+
+    /// The address of library kernel `id`'s shared code (`lanes`: its SIMD variant), if this
+    /// unit takes library functions from a [`crate::Cpu`] and `id` is one.
+    pub fn library_fn(&mut self, id: KernelId, lanes: Option<u8>) -> ModResult<Option<i64>> {
+        let Some(cpu) = self.library else {
+            return Ok(None);
+        };
+        if self.ir.kernel(id).kind != kiln_ir::KernelKind::Library {
+            return Ok(None);
+        }
+        let f = cpu
+            .library(self.ir, id, lanes)
+            .map_err(|e| cranelift_module::ModuleError::Backend(anyhow::anyhow!(e.0)))?;
+        let addr = f.ptr as i64;
+        self.libs.push(f);
+        Ok(Some(addr))
     }
 
     /// The signature of an out-of-line kernel body: the kernel's parameters and a pointer to
@@ -206,6 +230,20 @@ impl Emitter<'_, '_, '_> {
         let mut hoisted = Hoisted::default();
         for &inst in &k.block(entry).insts {
             let data = k.inst(inst);
+            if let InstKind::Call(callee, cargs) = &data.kind {
+                let library = self.unit.ir.kernel(*callee).kind == kiln_ir::KernelKind::Library;
+                let ready: Option<Vec<cl::Value>> = cargs.iter().map(|v| vals[v.index()]).collect();
+                if let (true, Some(cargs)) = (library, ready) {
+                    if let Some(addr) = self.unit.library_fn(*callee, None)? {
+                        let results = self.call_library(*callee, addr, &cargs);
+                        for (&r, v) in data.results.iter().zip(results) {
+                            vals[r.index()] = Some(v);
+                            hoisted.0.insert(r, v);
+                        }
+                    }
+                }
+                continue;
+            }
             let pure = match &data.kind {
                 InstKind::Const(_)
                 | InstKind::Unary(..)
@@ -597,9 +635,40 @@ impl Emitter<'_, '_, '_> {
         }
     }
 
+    /// A call of a math library function's shared scalar code (at `addr`): the body
+    /// signature, results through a stack slot; library functions cannot fail.
+    fn call_library(&mut self, callee: KernelId, addr: i64, args: &[cl::Value]) -> Vec<cl::Value> {
+        let k = self.unit.ir.kernel(callee);
+        let sig = self.unit.body_signature(k);
+        let sigref = self.b.import_signature(sig);
+        let ptr_ty = self.unit.pointer();
+        let slot = self.b.create_sized_stack_slot(cl::StackSlotData::new(
+            cl::StackSlotKind::ExplicitSlot,
+            8 * k.results.len().max(1) as u32,
+            3,
+        ));
+        let out = self.b.ins().stack_addr(ptr_ty, slot, 0);
+        let f = self.b.ins().iconst(ptr_ty, addr);
+        let mut all = args.to_vec();
+        all.push(out);
+        self.b.ins().call_indirect(sigref, f, &all);
+        k.results
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                self.b
+                    .ins()
+                    .stack_load(ptr_ty, cl_type(t), slot, 8 * i as i32)
+            })
+            .collect()
+    }
+
     /// A call of a kernel the optimiser did not inline: its out-of-line body, results
     /// through a stack slot, and a non-zero status passed on to this function's trap block.
     fn call(&mut self, callee: KernelId, args: &[cl::Value]) -> Result<Vec<cl::Value>> {
+        if let Some(addr) = self.unit.library_fn(callee, None)? {
+            return Ok(self.call_library(callee, addr, args));
+        }
         let f = self.unit.body(callee)?;
         let fref = self.unit.jit.declare_func_in_func(f, self.b.func);
         // The JIT places functions wherever it gets memory, possibly more than 2 GiB apart

@@ -42,6 +42,8 @@ pub struct Lowerer<'p> {
     library: bool,
     /// Math library kernels copied into `module`, by their id in the library.
     imported: HashMap<KernelId, KernelId>,
+    /// The math library builtins come from (`None`: host `libm` operations).
+    math: Option<&'static crate::mathlib::MathLib>,
 }
 
 /// The name of a specialisation: `axpy` or `axpy<f32>`.
@@ -65,7 +67,15 @@ impl<'p> Lowerer<'p> {
             errors: Vec::new(),
             library: false,
             imported: HashMap::new(),
+            math: None,
         }
+    }
+
+    /// Takes the math library's functions from `lib` (the root crate passes one optimised
+    /// once per process); without this, from [`crate::mathlib::library`] as lowered.
+    pub fn with_math(mut self, lib: Option<&'static crate::mathlib::MathLib>) -> Self {
+        self.math = lib;
+        self
     }
 
     /// A lowerer for the math library's own program (see [`crate::mathlib`]).
@@ -88,7 +98,10 @@ impl<'p> Lowerer<'p> {
             }
             return self.item_inner(id, &[]);
         }
-        let lib = crate::mathlib::library()?;
+        let lib = match self.math {
+            Some(lib) => lib,
+            None => crate::mathlib::library()?,
+        };
         let id = *lib.fns.get(&fname)?;
         Some(crate::mathlib::import(
             lib,

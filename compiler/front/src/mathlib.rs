@@ -112,15 +112,27 @@ pub fn import(
         return k;
     }
     let mut k = lib.module.kernel(id).clone();
-    for inst in k.insts.iter_mut() {
+    // Only the calls still in the kernel's blocks: those the optimiser inlined stay in the
+    // instruction arena, dead, and must not drag their callees along.
+    let live: std::collections::HashSet<kiln_ir::Inst> = k
+        .layout
+        .iter()
+        .flat_map(|&b| k.block(b).insts.iter().copied())
+        .collect();
+    for (i, inst) in k.insts.iter_mut().enumerate() {
         if let InstKind::Call(callee, _) = &mut inst.kind {
-            *callee = import(lib, *callee, into, imported);
+            if live.contains(&kiln_ir::Inst::new(i)) {
+                *callee = import(lib, *callee, into, imported);
+            } else {
+                inst.kind = InstKind::Return(Vec::new());
+            }
         }
     }
     // Library code has no runtime errors to point at, and its locations would name the
     // library's text rather than the user's.
     k.locs.iter_mut().for_each(|l| *l = None);
     k.name = format!("math.{}", k.name);
+    k.kind = kiln_ir::KernelKind::Library;
     let new = into.push(k);
     imported.insert(id, new);
     new

@@ -37,6 +37,10 @@ pub enum KernelKind {
     Const,
     /// A script expression evaluated by `kiln run`, the REPL or the corpus harness.
     Thunk,
+    /// A function of the math library (`kernels/math`), imported into the module. Pure and
+    /// total (no runtime errors). The optimiser does not inline it into other kernels, so a
+    /// back end can compile it once per process and share it between modules.
+    Library,
 }
 
 impl KernelKind {
@@ -49,6 +53,7 @@ impl KernelKind {
             KernelKind::Identity => "identity",
             KernelKind::Const => "const",
             KernelKind::Thunk => "thunk",
+            KernelKind::Library => "library",
         }
     }
 }

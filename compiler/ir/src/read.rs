@@ -43,6 +43,7 @@ fn kind(line: usize, s: &str) -> Result<KernelKind, ParseError> {
         "identity" => KernelKind::Identity,
         "const" => KernelKind::Const,
         "thunk" => KernelKind::Thunk,
+        "library" => KernelKind::Library,
         other => return err(line, format!("unknown kernel kind `{other}`")),
     })
 }

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use kiln_ir::cfg::{remove_unreachable_blocks, reverse_post_order};
 use kiln_ir::{
-    Block, BlockCall, InstKind, Kernel, KernelId, Module, Scalar, UnaryOp, Value, ValueDef,
+    Block, BlockCall, InstKind, Kernel, KernelId, KernelKind, Module, Scalar, UnaryOp, Value, ValueDef,
     VerifierError,
 };
 
@@ -35,6 +35,10 @@ pub fn optimize(m: &mut Module, verify_each: bool) -> Result<(), VerifierError> 
     inline_calls(m);
     check(m)?;
     for i in 0..m.kernels.len() {
+        // Math library functions arrive optimised (see `kiln_front::Lowerer::with_math`).
+        if m.kernels[i].kind == KernelKind::Library {
+            continue;
+        }
         for _ in 0..2 {
             fold_constants(&mut m.kernels[i]);
             check(m)?;
@@ -59,8 +63,11 @@ pub fn inline_calls(m: &mut Module) {
         let mut after: HashMap<Block, Vec<Block>> = HashMap::new();
         let mut size = k.inst_count();
         let limit = size + MAX_INLINE_GROWTH;
+        // Math library functions stay calls in user kernels (back ends compile them once and
+        // share them); inside the library they inline into each other.
+        let library_too = k.kind == KernelKind::Library;
         for block in k.layout.clone() {
-            let placed = inline_block(k, block, before, &mut size, limit);
+            let placed = inline_block(k, block, before, &mut size, limit, library_too);
             if !placed.is_empty() {
                 after.insert(block, placed);
             }
@@ -85,13 +92,16 @@ fn inline_block(
     callees: &[Kernel],
     size: &mut usize,
     limit: usize,
+    library_too: bool,
 ) -> Vec<Block> {
     let insts = std::mem::take(&mut k.blocks[block.index()].insts);
     let mut cur = block;
     let mut placed = Vec::new();
     for inst in insts {
         let callee = match &k.inst(inst).kind {
-            InstKind::Call(callee, _) => callees.get(callee.index()),
+            InstKind::Call(callee, _) => callees
+                .get(callee.index())
+                .filter(|c| library_too || c.kind != KernelKind::Library),
             _ => None,
         };
         // Not a call, a call of a later kernel (recursion cannot be inlined), or a call that
