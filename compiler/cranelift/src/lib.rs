@@ -81,6 +81,8 @@ pub enum Shape {
 /// The CPU back end: the host ISA and a cache of compiled entry points.
 pub struct Cpu {
     isa: OwnedTargetIsa,
+    /// The same target, for library functions (see [`Cpu::new`]).
+    isa_lib: OwnedTargetIsa,
     cache: Mutex<HashMap<Vec<u64>, Arc<Code>, rustc_hash::FxBuildHasher>>,
     /// A hash of the target and its settings: library code compiled for one `Cpu` is
     /// shared (process-wide) with every `Cpu` of the same configuration.
@@ -314,23 +316,11 @@ pub struct Listing {
 impl Cpu {
     /// The back end for the host CPU (features detected at run time).
     pub fn new() -> Result<Cpu, BackendError> {
-        let mut flags = settings::builder();
-        let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(backend_err);
-        let opt = std::env::var("KILN_CL_OPT").unwrap_or_else(|_| "speed".into());
-    set(&mut flags, "opt_level", &opt)?;
-        set(&mut flags, "is_pic", "false")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        // The IR verifier costs about a quarter of compile time; tests run with it.
-        let verify = if cfg!(debug_assertions) {
-            "true"
-        } else {
-            "false"
-        };
-        set(&mut flags, "enable_verifier", verify)?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| BackendError(format!("this host is not supported: {e}")))?
-            .finish(settings::Flags::new(flags))
-            .map_err(backend_err)?;
+        let isa = Self::isa("speed")?;
+        // Library functions are straight-line code without loops: Cranelift's optimiser
+        // gains nothing there, and its code measured slower (Black-Scholes at 1e6: 26 ms
+        // with `speed`, 20 ms without), so they are compiled with `opt_level=none`.
+        let isa_lib = Self::isa("none")?;
         let isa_key = {
             use std::hash::{BuildHasher, Hash, Hasher};
             let mut h = rustc_hash::FxBuildHasher.build_hasher();
@@ -340,13 +330,33 @@ impl Cpu {
         };
         Ok(Cpu {
             isa,
-            cache: Mutex::new(HashMap::default()),
+            isa_lib,
             isa_key,
+            cache: Mutex::new(HashMap::default()),
             simd: std::env::var_os("KILN_SIMD").is_none_or(|v| v != "0"),
         })
     }
 
-    /// The target, as a triple.
+    fn isa(opt_level: &str) -> Result<OwnedTargetIsa, BackendError> {
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| f.set(k, v).map_err(backend_err);
+        set(&mut flags, "opt_level", opt_level)?;
+        set(&mut flags, "is_pic", "false")?;
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        // The IR verifier costs about a quarter of compile time; tests run with it.
+        let verify = if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        };
+        set(&mut flags, "enable_verifier", verify)?;
+        cranelift_native::builder()
+            .map_err(|e| BackendError(format!("this host is not supported: {e}")))?
+            .finish(settings::Flags::new(flags))
+            .map_err(backend_err)
+    }
+
+    /// The target triple code is compiled for.
     pub fn target(&self) -> String {
         self.isa.triple().to_string()
     }
@@ -535,7 +545,7 @@ impl Cpu {
         id: KernelId,
         lanes: Option<u8>,
     ) -> Result<LibFn, BackendError> {
-        let mut builder = JITBuilder::with_isa(self.isa.clone(), default_libcall_names());
+        let mut builder = JITBuilder::with_isa(self.isa_lib.clone(), default_libcall_names());
         for (name, ptr) in math::symbols() {
             builder.symbol(name, ptr);
         }
