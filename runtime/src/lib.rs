@@ -203,14 +203,39 @@ impl ReduceLoop for InterpLoop<'_> {
         ptrs: &[*mut u8],
         strides: &[isize],
     ) -> Result<Scalar, (usize, RuntimeError)> {
-        for i in 0..n {
+        let element = |i: usize| -> Result<Scalar, (usize, RuntimeError)> {
             // SAFETY: the caller's contract.
             let args = unsafe { self.load(i, ptrs, strides) };
-            let x = match self.map {
+            Ok(match self.map {
                 Some(map) => self.call(map, &args).map_err(|e| (i, e))?[0],
                 None => args[0],
-            };
-            acc = self.call(self.id, &[acc, x]).map_err(|e| (i, e))?[0];
+            })
+        };
+        let combine = |a: Scalar, b: Scalar| Ok(self.call(self.id, &[a, b])?[0]);
+        // The order of `kiln_ir::reduce`: by lanes for a commutative combine, else in turn.
+        let lanes = kiln_ir::REDUCE_LANES;
+        if n >= lanes && kiln_ir::commutative_combine(self.m.kernel(self.id)).is_some() {
+            let mut l: Vec<Scalar> = (0..lanes).map(element).collect::<Result<_, _>>()?;
+            for i in lanes..n {
+                let x = element(i)?;
+                l[i % lanes] = combine(l[i % lanes], x).map_err(|e| (i, e))?;
+            }
+            let tree = |a: usize, b: usize| combine(l[a], l[b]);
+            let t = |e| (n - 1, e);
+            let (t01, t23, t45, t67) = (
+                tree(0, 1).map_err(t)?,
+                tree(2, 3).map_err(t)?,
+                tree(4, 5).map_err(t)?,
+                tree(6, 7).map_err(t)?,
+            );
+            let left = combine(t01, t23).map_err(t)?;
+            let right = combine(t45, t67).map_err(t)?;
+            let total = combine(left, right).map_err(t)?;
+            return combine(acc, total).map_err(t);
+        }
+        for i in 0..n {
+            let x = element(i)?;
+            acc = combine(acc, x).map_err(|e| (i, e))?;
         }
         Ok(acc)
     }

@@ -37,7 +37,7 @@ mod translate;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cranelift_codegen::ir::{self as cl, types, AbiParam, InstBuilder, UserFuncName};
+use cranelift_codegen::ir::{self as cl, types, AbiParam, BlockArg, InstBuilder, UserFuncName};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -1182,6 +1182,9 @@ fn loop_entry(e: &mut Emitter, id: KernelId, uniform: u64) -> EmitResult {
 /// `map` is applied to the inputs (unless it is the combine itself, which means "no map":
 /// one input reduced as is), then folded into the accumulator with `combine`.
 fn reduce_entry(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitResult {
+    if kiln_ir::commutative_combine(e.unit.ir.kernel(combine)).is_some() {
+        return reduce_by_lanes(e, map, combine);
+    }
     let p = entry_params(e);
     let acc_ty = e.unit.ir.kernel(combine).results[0];
     let inputs = if map == combine {
@@ -1224,6 +1227,290 @@ fn reduce_entry(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitResult
     e.b.ins().store(mem(), acc, p[3], 0);
     let ok = e.status(0);
     e.b.ins().return_(&[ok]);
+    Ok(())
+}
+
+/// Whether kernel `id` (or anything it calls) has an `assert`: a map that can fail keeps
+/// the scalar code, which reports the failing element.
+fn can_fail(m: &Module, id: KernelId) -> bool {
+    let k = m.kernel(id);
+    k.layout.iter().any(|&b| {
+        k.block(b).insts.iter().any(|&i| match &k.inst(i).kind {
+            kiln_ir::InstKind::Assert(_) => true,
+            kiln_ir::InstKind::Binary(op, a, _) => op.can_trap() && k.value_type(*a).is_int(),
+            kiln_ir::InstKind::Call(c, _) => can_fail(m, *c),
+            _ => false,
+        })
+    })
+}
+
+/// A reduction loop whose combine is commutative, in the order of `kiln_ir::reduce`: runs
+/// shorter than `REDUCE_LANES` fold in turn; longer ones fold element `i` into lane
+/// `i mod REDUCE_LANES`, then the lanes in a fixed tree, then into the accumulator. The lanes
+/// are SIMD registers when the inputs are contiguous (and the map cannot fail), scalars
+/// otherwise; both compute the same operations in the same order.
+fn reduce_by_lanes(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitResult {
+    const R: usize = kiln_ir::REDUCE_LANES;
+    let p = entry_params(e);
+    let (n, ptrs, strides, accp, err) = (p[0], p[1], p[2], p[3], p[4]);
+    let m = e.unit.ir;
+    let acc_ty = m.kernel(combine).results[0];
+    let has_map = map != combine;
+    let inputs: Vec<ScalarType> = if has_map {
+        m.kernel(map).params.clone()
+    } else {
+        vec![acc_ty]
+    };
+    let ptr_ty = e.unit.pointer();
+    let bases: Vec<cl::Value> = (0..inputs.len())
+        .map(|j| e.b.ins().load(ptr_ty, mem(), ptrs, 8 * j as i32))
+        .collect();
+    let steps: Vec<cl::Value> = (0..inputs.len())
+        .map(|j| e.b.ins().load(ptr_ty, mem(), strides, 8 * j as i32))
+        .collect();
+    let i_var = e.b.declare_var(types::I64);
+    let zero = e.b.ins().iconst(types::I64, 0);
+    e.b.def_var(i_var, zero);
+    let cty = cl_type(acc_ty);
+    let acc0 = e.b.ins().load(cty, mem(), accp, 0);
+
+    // Element `i` (after the map), scalar; `i` is recorded for the trap handler.
+    let element = |e: &mut Emitter, i: cl::Value| -> ModResult<cl::Value> {
+        e.b.def_var(i_var, i);
+        let args: Vec<cl::Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(j, &t)| {
+                let off = e.b.ins().imul(i, steps[j]);
+                let addr = e.b.ins().iadd(bases[j], off);
+                e.b.ins().load(cl_type(t), mem(), addr, 0)
+            })
+            .collect();
+        Ok(if has_map {
+            e.kernel(map, &args)?[0]
+        } else {
+            args[0]
+        })
+    };
+    let comb = |e: &mut Emitter, a: cl::Value, b: cl::Value| -> ModResult<cl::Value> {
+        Ok(e.kernel(combine, &[a, b])?[0])
+    };
+
+    let (seq, seq_loop, lanes_blk, finish) = (
+        e.b.create_block(),
+        e.b.create_block(),
+        e.b.create_block(),
+        e.b.create_block(),
+    );
+    e.b.append_block_param(finish, cty);
+    let big = e
+        .b
+        .ins()
+        .icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThanOrEqual, n, R as i64);
+    e.b.ins().brif(big, lanes_blk, &[], seq, &[]);
+
+    // Short runs: in turn.
+    e.b.switch_to_block(seq);
+    let acc_var = e.b.declare_var(cty);
+    e.b.def_var(acc_var, acc0);
+    let any = e.b.ins().icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThan, n, 0);
+    let seq_done = e.b.create_block();
+    e.b.ins().brif(any, seq_loop, &[], seq_done, &[]);
+    e.b.switch_to_block(seq_loop);
+    let i = e.b.use_var(i_var);
+    let x = element(e, i)?;
+    let acc = e.b.use_var(acc_var);
+    let acc = comb(e, acc, x)?;
+    e.b.def_var(acc_var, acc);
+    let i = e.b.use_var(i_var);
+    let i1 = e.b.ins().iadd_imm_s(i, 1);
+    e.b.def_var(i_var, i1);
+    let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, n);
+    e.b.ins().brif(more, seq_loop, &[], seq_done, &[]);
+    e.b.switch_to_block(seq_done);
+    let acc = e.b.use_var(acc_var);
+    e.b.ins().jump(finish, &[BlockArg::Value(acc)]);
+
+    // Long runs: by lanes.
+    e.b.switch_to_block(lanes_blk);
+    let lane: Vec<Variable> = (0..R).map(|_| e.b.declare_var(cty)).collect();
+    let tail = e.b.create_block();
+    let scalar_lanes = e.b.create_block();
+    let vector = {
+        let plan = |id| simd::plan(m, id);
+        match (plan(combine), if has_map { plan(map) } else { plan(combine) }) {
+            (Some(a), Some(b)) if !(has_map && can_fail(m, map)) => Some(a.lanes.min(b.lanes)),
+            _ => None,
+        }
+    };
+    if let Some(lanes) = vector {
+        let vec_blk = e.b.create_block();
+        let mut all = e.b.ins().iconst(types::I8, 1);
+        for (j, &t) in inputs.iter().enumerate() {
+            let is = e.b.ins().icmp_imm_s(
+                cl::condcodes::IntCC::Equal,
+                steps[j],
+                byte_size(t) as i64,
+            );
+            all = e.b.ins().band(all, is);
+        }
+        e.b.ins().brif(all, vec_blk, &[], scalar_lanes, &[]);
+        e.b.switch_to_block(vec_blk);
+        let unreachable = e.b.create_block();
+        let sv = simd::Simd {
+            lanes,
+            fallback: unreachable,
+        };
+        let group = sv.group() as usize;
+        let groups = R / group;
+        // The 8 elements from `i` on, as `groups` SIMD groups, mapped.
+        let load8 = |e: &mut Emitter, i: cl::Value| -> ModResult<Vec<[cl::Value; simd::U]>> {
+            let mut out = Vec::with_capacity(groups);
+            for g in 0..groups {
+                let args: Vec<[cl::Value; simd::U]> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &t)| {
+                        let first = e.b.ins().iadd_imm_s(i, (g * group) as i64);
+                        let off = e.b.ins().imul(first, steps[j]);
+                        let addr = e.b.ins().iadd(bases[j], off);
+                        sv.load(e, t, addr)
+                    })
+                    .collect();
+                out.push(if has_map {
+                    sv.kernel(e, map, &args, None, &HashMap::new())?[0]
+                } else {
+                    args[0]
+                });
+            }
+            Ok(out)
+        };
+        let acc_vars: Vec<[Variable; simd::U]> = (0..groups)
+            .map(|_| std::array::from_fn(|_| e.b.declare_var(sv.vtype(acc_ty))))
+            .collect();
+        let first = load8(e, zero)?;
+        for (vars, x) in acc_vars.iter().zip(first) {
+            for r in 0..simd::U {
+                e.b.def_var(vars[r], x[r]);
+            }
+        }
+        let r8 = e.b.ins().iconst(types::I64, R as i64);
+        e.b.def_var(i_var, r8);
+        let (check, body, out) = (e.b.create_block(), e.b.create_block(), e.b.create_block());
+        e.b.ins().jump(check, &[]);
+        e.b.switch_to_block(check);
+        let i = e.b.use_var(i_var);
+        let end = e.b.ins().iadd_imm_s(i, R as i64);
+        let fits = e
+            .b
+            .ins()
+            .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, end, n);
+        e.b.ins().brif(fits, body, &[], out, &[]);
+        e.b.switch_to_block(body);
+        let i = e.b.use_var(i_var);
+        let xs = load8(e, i)?;
+        for (vars, x) in acc_vars.iter().zip(xs) {
+            let a: [cl::Value; simd::U] = std::array::from_fn(|r| e.b.use_var(vars[r]));
+            let c = sv.kernel(e, combine, &[a, x], None, &HashMap::new())?[0];
+            for r in 0..simd::U {
+                e.b.def_var(vars[r], c[r]);
+            }
+        }
+        let i = e.b.use_var(i_var);
+        let next = e.b.ins().iadd_imm_s(i, R as i64);
+        e.b.def_var(i_var, next);
+        e.b.ins().jump(check, &[]);
+        e.b.switch_to_block(out);
+        // Lanes in element order: group, register, lane.
+        let per_reg = usize::from(lanes);
+        for (g, vars) in acc_vars.iter().enumerate() {
+            for (r, &var) in vars.iter().enumerate() {
+                let v = e.b.use_var(var);
+                for l in 0..per_reg {
+                    let x = e.b.ins().extractlane(v, l as u8);
+                    e.b.def_var(lane[g * group + r * per_reg + l], x);
+                }
+            }
+        }
+        e.b.ins().jump(tail, &[]);
+        e.b.switch_to_block(unreachable);
+        let one = e.status(1);
+        e.b.ins().return_(&[one]);
+    } else {
+        e.b.ins().jump(scalar_lanes, &[]);
+    }
+
+    // Scalar lanes (any strides).
+    e.b.switch_to_block(scalar_lanes);
+    for (j, &var) in lane.iter().enumerate() {
+        let i = e.b.ins().iconst(types::I64, j as i64);
+        let x = element(e, i)?;
+        e.b.def_var(var, x);
+    }
+    let r8 = e.b.ins().iconst(types::I64, R as i64);
+    e.b.def_var(i_var, r8);
+    let (check, body) = (e.b.create_block(), e.b.create_block());
+    e.b.ins().jump(check, &[]);
+    e.b.switch_to_block(check);
+    let i = e.b.use_var(i_var);
+    let end = e.b.ins().iadd_imm_s(i, R as i64);
+    let fits = e
+        .b
+        .ins()
+        .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, end, n);
+    e.b.ins().brif(fits, body, &[], tail, &[]);
+    e.b.switch_to_block(body);
+    let i0 = e.b.use_var(i_var);
+    for (j, &var) in lane.iter().enumerate() {
+        let i = e.b.ins().iadd_imm_s(i0, j as i64);
+        let x = element(e, i)?;
+        let a = e.b.use_var(var);
+        let c = comb(e, a, x)?;
+        e.b.def_var(var, c);
+    }
+    let next = e.b.ins().iadd_imm_s(i0, R as i64);
+    e.b.def_var(i_var, next);
+    e.b.ins().jump(check, &[]);
+
+    // The last `n mod R` elements, into lanes 0, 1, …; then the tree.
+    e.b.switch_to_block(tail);
+    let start = e.b.use_var(i_var);
+    for (j, &var) in lane.iter().enumerate().take(R - 1) {
+        let (take, next) = (e.b.create_block(), e.b.create_block());
+        let i = e.b.ins().iadd_imm_s(start, j as i64);
+        let within = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, n);
+        e.b.ins().brif(within, take, &[], next, &[]);
+        e.b.switch_to_block(take);
+        let x = element(e, i)?;
+        let a = e.b.use_var(var);
+        let c = comb(e, a, x)?;
+        e.b.def_var(var, c);
+        e.b.ins().jump(next, &[]);
+        e.b.switch_to_block(next);
+    }
+    let l: Vec<cl::Value> = lane.iter().map(|&v| e.b.use_var(v)).collect();
+    let t01 = comb(e, l[0], l[1])?;
+    let t23 = comb(e, l[2], l[3])?;
+    let t45 = comb(e, l[4], l[5])?;
+    let t67 = comb(e, l[6], l[7])?;
+    let left = comb(e, t01, t23)?;
+    let right = comb(e, t45, t67)?;
+    let total = comb(e, left, right)?;
+    let acc = comb(e, acc0, total)?;
+    e.b.ins().jump(finish, &[BlockArg::Value(acc)]);
+
+    e.b.switch_to_block(finish);
+    let acc = e.b.block_params(finish)[0];
+    e.b.ins().store(mem(), acc, accp, 0);
+    let ok = e.status(0);
+    e.b.ins().return_(&[ok]);
+
+    let trap = e.trap;
+    e.b.switch_to_block(trap);
+    let site = e.b.block_params(trap)[0];
+    let i = e.b.use_var(i_var);
+    e.b.ins().store(mem(), i, err, 0);
+    e.b.ins().return_(&[site]);
     Ok(())
 }
 
