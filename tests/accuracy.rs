@@ -69,15 +69,33 @@ fn load() -> Result<Lib, String> {
         }
         let mut binary = Vec::new();
         for name in BINARY {
-            binary.push((*name, std::mem::transmute::<*mut c_void, Binary>(sym(name)?)));
+            binary.push((
+                *name,
+                std::mem::transmute::<*mut c_void, Binary>(sym(name)?),
+            ));
         }
         Ok(Lib {
-            init2: std::mem::transmute::<*mut c_void, _>(sym("init2")?),
-            clear: std::mem::transmute::<*mut c_void, _>(sym("clear")?),
-            set_d: std::mem::transmute::<*mut c_void, _>(sym("set_d")?),
-            get_d: std::mem::transmute::<*mut c_void, _>(sym("get_d")?),
-            get_exp: std::mem::transmute::<*mut c_void, _>(sym("get_exp")?),
-            sub_d: std::mem::transmute::<*mut c_void, _>(sym("sub_d")?),
+            init2: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut Mpfr, c_long)>(
+                sym("init2")?,
+            ),
+            clear: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut Mpfr)>(sym(
+                "clear",
+            )?),
+            set_d: std::mem::transmute::<
+                *mut c_void,
+                unsafe extern "C" fn(*mut Mpfr, f64, c_int) -> c_int,
+            >(sym("set_d")?),
+            get_d: std::mem::transmute::<
+                *mut c_void,
+                unsafe extern "C" fn(*const Mpfr, c_int) -> f64,
+            >(sym("get_d")?),
+            get_exp: std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*const Mpfr) -> c_long>(
+                sym("get_exp")?,
+            ),
+            sub_d: std::mem::transmute::<
+                *mut c_void,
+                unsafe extern "C" fn(*mut Mpfr, *const Mpfr, f64, c_int) -> c_int,
+            >(sym("sub_d")?),
             unary,
             binary,
         })
@@ -130,7 +148,11 @@ impl<'l> Scratch<'l> {
             if want.is_nan() || got.is_nan() {
                 return (want.is_nan() && got.is_nan()).then_some(0.0);
             }
-            let max = if mant == 24 { f32::MAX as f64 } else { f64::MAX };
+            let max = if mant == 24 {
+                f32::MAX as f64
+            } else {
+                f64::MAX
+            };
             if want.is_infinite() || got.is_infinite() || want.abs() > max {
                 // Overflow: the rounded result must be the same infinity (or the largest
                 // finite number, within one ulp, when the exact value is just below it).
@@ -142,7 +164,7 @@ impl<'l> Scratch<'l> {
             let e = if want == 0.0 && r.exp < -100000 {
                 emin // an exact zero: measure in the smallest ulp
             } else {
-                (lib.get_exp)(r) as i64
+                i64::from((lib.get_exp)(r))
             };
             let ulp_exp = (e.max(emin) - mant) as i32;
             (lib.sub_d)(r, r, got, RNDN);
@@ -230,10 +252,18 @@ fn domain(name: &str) -> Vec<Range> {
     let everything = Log(-1074.0, 1024.0, true);
     match name {
         "exp" => vec![Lin(-745.2, 709.8), Lin(-20.0, 20.0), Log(-60.0, 9.6, true)],
-        "exp2" => vec![Lin(-1075.0, 1024.0), Lin(-20.0, 20.0), Log(-60.0, 10.0, true)],
+        "exp2" => vec![
+            Lin(-1075.0, 1024.0),
+            Lin(-20.0, 20.0),
+            Log(-60.0, 10.0, true),
+        ],
         "expm1" => vec![Lin(-40.0, 709.8), Lin(-1.0, 1.0), Log(-1074.0, 9.6, true)],
         "log" | "log2" | "log10" => vec![Log(-1074.0, 1024.0, false), Lin(0.5, 2.0)],
-        "log1p" => vec![Lin(-1.0, 1.0), Log(-1074.0, 1024.0, false), Log(-1074.0, -1.0, true)],
+        "log1p" => vec![
+            Lin(-1.0, 1.0),
+            Log(-1074.0, 1024.0, false),
+            Log(-1074.0, -1.0, true),
+        ],
         "sin" | "cos" | "tan" => vec![Lin(-10.0, 10.0), Log(-1074.0, 1024.0, true), Lin(-1e6, 1e6)],
         "asin" | "acos" => vec![Lin(-1.0, 1.0), Log(-1074.0, 0.0, true)],
         "atan" | "asinh" | "cbrt" => vec![everything, Lin(-4.0, 4.0)],
@@ -279,7 +309,9 @@ struct Row {
 fn measure(lib: &Lib, jit: &Jit, name: &'static str, f: Fn2, f32: bool, n: usize) -> Row {
     let binary = matches!(f, Fn2::Binary(_));
     let ty = if f32 { "f32" } else { "f64" };
-    let seed = name.bytes().fold(0x1234u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let seed = name
+        .bytes()
+        .fold(0x1234u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     let mut xs = sample(&domain(name), n, seed);
     let mut ys = if binary {
         sample(&second(name), n, seed ^ 0xABCD)
@@ -313,31 +345,51 @@ fn measure(lib: &Lib, jit: &Jit, name: &'static str, f: Fn2, f32: bool, n: usize
     } else {
         format!("x: {ty}")
     };
-    let call = if binary { format!("{name}(x, y)") } else { format!("{name}(x)") };
+    let call = if binary {
+        format!("{name}(x, y)")
+    } else {
+        format!("{name}(x)")
+    };
     let src = format!("ufunc t({params}) -> {ty} {{ {call} }}");
     let m = jit.compile(name, &src).expect("the test kernel compiles");
     let u = m.ufunc("t").expect("t");
     let got: Vec<f64> = if f32 {
         let x: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
         let y: Vec<f32> = ys.iter().map(|&v| v as f32).collect();
-        let (xa, ya) = (DynArray::from(ndarray::Array1::from(x)), DynArray::from(ndarray::Array1::from(y)));
+        let (xa, ya) = (
+            DynArray::from(ndarray::Array1::from(x)),
+            DynArray::from(ndarray::Array1::from(y)),
+        );
         let mut args = vec![Arg::Array(xa.view())];
         if binary {
             args.push(Arg::Array(ya.view()));
         }
-        let out = u.typed::<f32>(&[ScalarType::F32; 2][..args.len()]).expect("typed").call(&args).expect("runs");
+        let out = u
+            .typed::<f32>(&[ScalarType::F32; 2][..args.len()])
+            .expect("typed")
+            .call(&args)
+            .expect("runs");
         out.iter().map(|&v| v as f64).collect()
     } else {
-        let (xa, ya) = (DynArray::from(ndarray::Array1::from(xs.clone())), DynArray::from(ndarray::Array1::from(ys.clone())));
+        let (xa, ya) = (
+            DynArray::from(ndarray::Array1::from(xs.clone())),
+            DynArray::from(ndarray::Array1::from(ys.clone())),
+        );
         let mut args = vec![Arg::Array(xa.view())];
         if binary {
             args.push(Arg::Array(ya.view()));
         }
-        let out = u.typed::<f64>(&[ScalarType::F64; 2][..args.len()]).expect("typed").call(&args).expect("runs");
+        let out = u
+            .typed::<f64>(&[ScalarType::F64; 2][..args.len()])
+            .expect("typed")
+            .call(&args)
+            .expect("runs");
         out.iter().copied().collect()
     };
     let (mant, emin) = if f32 { (24, -125) } else { (53, -1021) };
-    let chunks: Vec<(f64, (f64, f64), Vec<(f64, f64, f64)>)> = (0..xs.len())
+    // Per chunk: the largest error, where, and the wrong special values.
+    type Chunk = (f64, (f64, f64), Vec<(f64, f64, f64)>);
+    let chunks: Vec<Chunk> = (0..xs.len())
         .collect::<Vec<_>>()
         .par_chunks(1 << 14)
         .map(|idx| {
@@ -405,11 +457,17 @@ fn math_library_accuracy_against_mpfr() {
             let t = std::time::Instant::now();
             rows.push(measure(&lib, &jit, name, f, f32, n));
             if std::env::var_os("KILN_ACCURACY_REPORT").is_some() {
-                eprintln!("{name} {}: {:.2} s", if f32 { "f32" } else { "f64" }, t.elapsed().as_secs_f64());
+                eprintln!(
+                    "{name} {}: {:.2} s",
+                    if f32 { "f32" } else { "f64" },
+                    t.elapsed().as_secs_f64()
+                );
             }
         }
     }
-    let mut table = String::from("| function | type | points | max error (ulp) | bound | at |\n|---|---|---|---|---|---|\n");
+    let mut table = String::from(
+        "| function | type | points | max error (ulp) | bound | at |\n|---|---|---|---|---|---|\n",
+    );
     let mut failures = Vec::new();
     for r in &rows {
         let b = bound(r.name, r.ty == "f32");
@@ -421,13 +479,23 @@ fn math_library_accuracy_against_mpfr() {
             r.max_ulp,
             b,
             r.at.0,
-            if matches!(r.name, "pow" | "atan2" | "hypot") { format!(", {:e}", r.at.1) } else { String::new() }
+            if matches!(r.name, "pow" | "atan2" | "hypot") {
+                format!(", {:e}", r.at.1)
+            } else {
+                String::new()
+            }
         ));
         if r.max_ulp > b {
-            failures.push(format!("{}_{}: {:.3} ulp > {b} at {:?}", r.name, r.ty, r.max_ulp, r.at));
+            failures.push(format!(
+                "{}_{}: {:.3} ulp > {b} at {:?}",
+                r.name, r.ty, r.max_ulp, r.at
+            ));
         }
         for &(x, y, got) in r.bad_specials.iter().take(5) {
-            failures.push(format!("{}_{}({x:e}, {y:e}) = {got:e}: wrong special value", r.name, r.ty));
+            failures.push(format!(
+                "{}_{}({x:e}, {y:e}) = {got:e}: wrong special value",
+                r.name, r.ty
+            ));
         }
     }
     if std::env::var_os("KILN_ACCURACY_REPORT").is_some() {

@@ -446,7 +446,9 @@ impl Executor for CpuLoops {
             .chain(&k.results)
             .map(|&t| size(t) as isize)
             .collect();
-        let code = self.0.compile(m, id, kiln_cranelift::Shape::Loop { uniform: 0 })?;
+        let code = self
+            .0
+            .compile(m, id, kiln_cranelift::Shape::Loop { uniform: 0 })?;
         // SAFETY: every operand buffer holds `n` elements of its dtype, 8-byte aligned.
         unsafe { code.run_loop(n, &ptrs, &strides) }.map_err(|(_, e)| e)?;
         let mut results = Vec::with_capacity(k.results.len());

@@ -322,11 +322,13 @@ impl Cpu {
         // with `speed`, 20 ms without), so they are compiled with `opt_level=none`.
         let isa_lib = Self::isa("none")?;
         let isa_key = {
-            use std::hash::{BuildHasher, Hash, Hasher};
-            let mut h = rustc_hash::FxBuildHasher.build_hasher();
+            use std::hash::BuildHasher;
             let flags: Vec<String> = isa.isa_flags().iter().map(|v| v.to_string()).collect();
-            (isa.triple().to_string(), isa.flags().to_string(), flags).hash(&mut h);
-            h.finish()
+            rustc_hash::FxBuildHasher.hash_one((
+                isa.triple().to_string(),
+                isa.flags().to_string(),
+                flags,
+            ))
         };
         Ok(Cpu {
             isa,
@@ -837,76 +839,76 @@ fn emit_loop(
             };
             vector_contiguous(e, &ctx, id, plan, body)?;
         } else {
-        e.b.ins().brif(all, unrolled_check, &[], strided_pre, &[]);
-        // The address of every varying operand at element `i + k`.
-        let addrs_at = |e: &mut Emitter, k: u32| -> Vec<Option<cl::Value>> {
-            (0..ops.len())
-                .map(|j| {
-                    if ops_desc.is_uniform(j) {
-                        return None;
-                    }
-                    let size = byte_size(ops[j]);
-                    let var = off_vars
-                        .iter()
-                        .find(|(s, _)| *s == size)
-                        .expect("every varying size has an offset")
-                        .1;
-                    let off = e.b.use_var(var);
-                    let addr = e.b.ins().iadd(bases[j], off);
-                    Some(if k == 0 {
-                        addr
-                    } else {
-                        e.b.ins().iadd_imm_s(addr, i64::from(k * size))
+            e.b.ins().brif(all, unrolled_check, &[], strided_pre, &[]);
+            // The address of every varying operand at element `i + k`.
+            let addrs_at = |e: &mut Emitter, k: u32| -> Vec<Option<cl::Value>> {
+                (0..ops.len())
+                    .map(|j| {
+                        if ops_desc.is_uniform(j) {
+                            return None;
+                        }
+                        let size = byte_size(ops[j]);
+                        let var = off_vars
+                            .iter()
+                            .find(|(s, _)| *s == size)
+                            .expect("every varying size has an offset")
+                            .1;
+                        let off = e.b.use_var(var);
+                        let addr = e.b.ins().iadd(bases[j], off);
+                        Some(if k == 0 {
+                            addr
+                        } else {
+                            e.b.ins().iadd_imm_s(addr, i64::from(k * size))
+                        })
                     })
-                })
-                .collect()
-        };
-        let advance = |e: &mut Emitter, k: u32| {
-            for &(s, v) in &off_vars {
-                let off = e.b.use_var(v);
-                let next = e.b.ins().iadd_imm_s(off, i64::from(k * s));
-                e.b.def_var(v, next);
+                    .collect()
+            };
+            let advance = |e: &mut Emitter, k: u32| {
+                for &(s, v) in &off_vars {
+                    let off = e.b.use_var(v);
+                    let next = e.b.ins().iadd_imm_s(off, i64::from(k * s));
+                    e.b.def_var(v, next);
+                }
+                let i = e.b.use_var(i_var);
+                let next = e.b.ins().iadd_imm_s(i, i64::from(k));
+                e.b.def_var(i_var, next);
+                next
+            };
+            // `unroll` elements per iteration while that many remain (the loop overhead is then
+            // paid once per group), then one at a time.
+            e.b.switch_to_block(unrolled_check);
+            if unroll > 1 {
+                let i = e.b.use_var(i_var);
+                let group_end = e.b.ins().iadd_imm_s(i, i64::from(unroll));
+                let fits =
+                    e.b.ins()
+                        .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, group_end, n);
+                e.b.ins().brif(fits, unrolled, &[], rest_check, &[]);
+                e.b.switch_to_block(unrolled);
+                let i0 = e.b.use_var(i_var);
+                for k in 0..unroll {
+                    // The trap block reports `i`: the index of the element being computed.
+                    let ik = e.b.ins().iadd_imm_s(i0, i64::from(k));
+                    e.b.def_var(i_var, ik);
+                    let addrs = addrs_at(e, k);
+                    loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
+                }
+                e.b.def_var(i_var, i0);
+                advance(e, unroll);
+                e.b.ins().jump(unrolled_check, &[]);
+            } else {
+                e.b.ins().jump(rest_check, &[]);
             }
+            e.b.switch_to_block(rest_check);
             let i = e.b.use_var(i_var);
-            let next = e.b.ins().iadd_imm_s(i, i64::from(k));
-            e.b.def_var(i_var, next);
-            next
-        };
-        // `unroll` elements per iteration while that many remain (the loop overhead is then
-        // paid once per group), then one at a time.
-        e.b.switch_to_block(unrolled_check);
-        if unroll > 1 {
-            let i = e.b.use_var(i_var);
-            let group_end = e.b.ins().iadd_imm_s(i, i64::from(unroll));
-            let fits =
-                e.b.ins()
-                    .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, group_end, n);
-            e.b.ins().brif(fits, unrolled, &[], rest_check, &[]);
-            e.b.switch_to_block(unrolled);
-            let i0 = e.b.use_var(i_var);
-            for k in 0..unroll {
-                // The trap block reports `i`: the index of the element being computed.
-                let ik = e.b.ins().iadd_imm_s(i0, i64::from(k));
-                e.b.def_var(i_var, ik);
-                let addrs = addrs_at(e, k);
-                loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
-            }
-            e.b.def_var(i_var, i0);
-            advance(e, unroll);
-            e.b.ins().jump(unrolled_check, &[]);
-        } else {
-            e.b.ins().jump(rest_check, &[]);
-        }
-        e.b.switch_to_block(rest_check);
-        let i = e.b.use_var(i_var);
-        let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, n);
-        e.b.ins().brif(more, contiguous_block, &[], done, &[]);
-        e.b.switch_to_block(contiguous_block);
-        let addrs = addrs_at(e, 0);
-        loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
-        let i1 = advance(e, 1);
-        let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, n);
-        e.b.ins().brif(more, contiguous_block, &[], done, &[]);
+            let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, n);
+            e.b.ins().brif(more, contiguous_block, &[], done, &[]);
+            e.b.switch_to_block(contiguous_block);
+            let addrs = addrs_at(e, 0);
+            loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
+            let i1 = advance(e, 1);
+            let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, n);
+            e.b.ins().brif(more, contiguous_block, &[], done, &[]);
         }
     } else {
         e.b.ins().jump(strided_pre, &[]);
@@ -1094,7 +1096,9 @@ fn vector_contiguous(
 
     e.b.switch_to_block(after_scalar);
     let i = e.b.use_var(cx.i_var);
-    let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, cx.n);
+    let more =
+        e.b.ins()
+            .icmp(cl::condcodes::IntCC::SignedLessThan, i, cx.n);
     e.b.ins().brif(more, vec_check, &[], cx.done, &[]);
     Ok(())
 }
@@ -1151,7 +1155,11 @@ fn loop_entry(e: &mut Emitter, id: KernelId, uniform: u64) -> EmitResult {
     let p = entry_params(e);
     let k = e.unit.ir.kernel(id);
     let (inputs, outputs) = (k.params.clone(), k.results.clone());
-    let vector = e.unit.vectorize.then(|| simd::plan(e.unit.ir, id)).flatten();
+    let vector = e
+        .unit
+        .vectorize
+        .then(|| simd::plan(e.unit.ir, id))
+        .flatten();
     let ops = LoopOperands {
         inputs: &inputs,
         outputs: &outputs,
@@ -1303,17 +1311,18 @@ fn reduce_by_lanes(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitRes
         e.b.create_block(),
     );
     e.b.append_block_param(finish, cty);
-    let big = e
-        .b
-        .ins()
-        .icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThanOrEqual, n, R as i64);
+    let big =
+        e.b.ins()
+            .icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThanOrEqual, n, R as i64);
     e.b.ins().brif(big, lanes_blk, &[], seq, &[]);
 
     // Short runs: in turn.
     e.b.switch_to_block(seq);
     let acc_var = e.b.declare_var(cty);
     e.b.def_var(acc_var, acc0);
-    let any = e.b.ins().icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThan, n, 0);
+    let any =
+        e.b.ins()
+            .icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThan, n, 0);
     let seq_done = e.b.create_block();
     e.b.ins().brif(any, seq_loop, &[], seq_done, &[]);
     e.b.switch_to_block(seq_loop);
@@ -1338,7 +1347,10 @@ fn reduce_by_lanes(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitRes
     let scalar_lanes = e.b.create_block();
     let vector = {
         let plan = |id| simd::plan(m, id);
-        match (plan(combine), if has_map { plan(map) } else { plan(combine) }) {
+        match (
+            plan(combine),
+            if has_map { plan(map) } else { plan(combine) },
+        ) {
             (Some(a), Some(b)) if !(has_map && can_fail(m, map)) => Some(a.lanes.min(b.lanes)),
             _ => None,
         }
@@ -1347,11 +1359,9 @@ fn reduce_by_lanes(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitRes
         let vec_blk = e.b.create_block();
         let mut all = e.b.ins().iconst(types::I8, 1);
         for (j, &t) in inputs.iter().enumerate() {
-            let is = e.b.ins().icmp_imm_s(
-                cl::condcodes::IntCC::Equal,
-                steps[j],
-                byte_size(t) as i64,
-            );
+            let is =
+                e.b.ins()
+                    .icmp_imm_s(cl::condcodes::IntCC::Equal, steps[j], byte_size(t) as i64);
             all = e.b.ins().band(all, is);
         }
         e.b.ins().brif(all, vec_blk, &[], scalar_lanes, &[]);
@@ -1401,10 +1411,9 @@ fn reduce_by_lanes(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitRes
         e.b.switch_to_block(check);
         let i = e.b.use_var(i_var);
         let end = e.b.ins().iadd_imm_s(i, R as i64);
-        let fits = e
-            .b
-            .ins()
-            .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, end, n);
+        let fits =
+            e.b.ins()
+                .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, end, n);
         e.b.ins().brif(fits, body, &[], out, &[]);
         e.b.switch_to_block(body);
         let i = e.b.use_var(i_var);
@@ -1454,10 +1463,9 @@ fn reduce_by_lanes(e: &mut Emitter, map: KernelId, combine: KernelId) -> EmitRes
     e.b.switch_to_block(check);
     let i = e.b.use_var(i_var);
     let end = e.b.ins().iadd_imm_s(i, R as i64);
-    let fits = e
-        .b
-        .ins()
-        .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, end, n);
+    let fits =
+        e.b.ins()
+            .icmp(cl::condcodes::IntCC::SignedLessThanOrEqual, end, n);
     e.b.ins().brif(fits, body, &[], tail, &[]);
     e.b.switch_to_block(body);
     let i0 = e.b.use_var(i_var);

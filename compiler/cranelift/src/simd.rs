@@ -69,23 +69,17 @@ fn vectorizable(m: &Module, id: KernelId, wide: &mut bool, seen: &mut HashSet<Ke
             return false; // a loop
         }
     }
-    *wide |= k.values.iter().any(|v| {
-        matches!(
-            v.ty,
-            ScalarType::F64 | ScalarType::I64 | ScalarType::U64
-        )
-    });
+    *wide |= k
+        .values
+        .iter()
+        .any(|v| matches!(v.ty, ScalarType::F64 | ScalarType::I64 | ScalarType::U64));
     for &b in &order {
         for &i in &k.block(b).insts {
             match &k.inst(i).kind {
                 InstKind::Binary(op, a, _) if op.can_trap() && k.value_type(*a).is_int() => {
                     return false
                 }
-                InstKind::Call(callee, _) => {
-                    if !vectorizable(m, *callee, wide, seen) {
-                        return false;
-                    }
-                }
+                InstKind::Call(callee, _) if !vectorizable(m, *callee, wide, seen) => return false,
                 _ => {}
             }
         }
@@ -312,10 +306,7 @@ impl Simd {
     ) -> Result<V> {
         let mut elems = Vec::with_capacity(self.group() as usize);
         for i in 0..self.group() as usize {
-            let args: Vec<cl::Value> = ins
-                .iter()
-                .map(|&(v, t)| self.extract(e, v, t, i))
-                .collect();
+            let args: Vec<cl::Value> = ins.iter().map(|&(v, t)| self.extract(e, v, t, i)).collect();
             elems.push(f(e, &args)?);
         }
         Ok(self.build(e, out, &elems))
@@ -328,7 +319,9 @@ impl Simd {
         if t == ScalarType::Bool {
             let elems: Vec<cl::Value> = (0..self.group())
                 .map(|i| {
-                    let x = e.b.ins().load(types::I8, crate::translate::mem(), addr, i as i32);
+                    let x =
+                        e.b.ins()
+                            .load(types::I8, crate::translate::mem(), addr, i as i32);
                     e.b.ins().icmp_imm_s(IntCC::NotEqual, x, 0)
                 })
                 .collect();
@@ -823,7 +816,9 @@ impl Simd {
         };
         if let Some(bits) = konst {
             let lane = self.vtype(t).lane_type();
-            let s = e.b.ins().iconst(types::I32, (bits % u64::from(lane.bits())) as i64);
+            let s =
+                e.b.ins()
+                    .iconst(types::I32, (bits % u64::from(lane.bits())) as i64);
             let signed = t.is_signed_int();
             return Ok(map1(e, a, |e, x| match op {
                 BinaryOp::Shl => e.b.ins().ishl(x, s),

@@ -24,11 +24,17 @@ use crate::{check, Lowerer};
 
 /// The library's sources, in the order they are concatenated.
 pub const SOURCES: [(&str, &str); 8] = [
-    ("support.kl", include_str!("../../../kernels/math/support.kl")),
+    (
+        "support.kl",
+        include_str!("../../../kernels/math/support.kl"),
+    ),
     ("exp.kl", include_str!("../../../kernels/math/exp.kl")),
     ("log.kl", include_str!("../../../kernels/math/log.kl")),
     ("trig.kl", include_str!("../../../kernels/math/trig.kl")),
-    ("invtrig.kl", include_str!("../../../kernels/math/invtrig.kl")),
+    (
+        "invtrig.kl",
+        include_str!("../../../kernels/math/invtrig.kl"),
+    ),
     ("hyper.kl", include_str!("../../../kernels/math/hyper.kl")),
     ("pow.kl", include_str!("../../../kernels/math/pow.kl")),
     ("erf.kl", include_str!("../../../kernels/math/erf.kl")),

@@ -133,7 +133,9 @@ fn call_at_depth(
                     }]
                 }
                 InstKind::Cast(x) => vec![eval_cast(get(&env, *x), k.value_type(idata.results[0]))],
-                InstKind::Bitcast(x) => vec![eval_bitcast(get(&env, *x), k.value_type(idata.results[0]))],
+                InstKind::Bitcast(x) => {
+                    vec![eval_bitcast(get(&env, *x), k.value_type(idata.results[0]))]
+                }
                 InstKind::Call(callee, args) => {
                     let args: Vec<Scalar> = args.iter().map(|&a| get(&env, a)).collect();
                     call_at_depth(m, *callee, &args, fuel, depth + 1)?

@@ -265,7 +265,10 @@ impl InstKind {
     pub fn operands(&self) -> Vec<Value> {
         match self {
             InstKind::Const(_) => vec![],
-            InstKind::Unary(_, x) | InstKind::Cast(x) | InstKind::Bitcast(x) | InstKind::Assert(x) => {
+            InstKind::Unary(_, x)
+            | InstKind::Cast(x)
+            | InstKind::Bitcast(x)
+            | InstKind::Assert(x) => {
                 vec![*x]
             }
             InstKind::Binary(_, a, b) => vec![*a, *b],
@@ -285,9 +288,10 @@ impl InstKind {
     pub fn map_operands(&mut self, mut f: impl FnMut(Value) -> Value) {
         match self {
             InstKind::Const(_) => {}
-            InstKind::Unary(_, x) | InstKind::Cast(x) | InstKind::Bitcast(x) | InstKind::Assert(x) => {
-                *x = f(*x)
-            }
+            InstKind::Unary(_, x)
+            | InstKind::Cast(x)
+            | InstKind::Bitcast(x)
+            | InstKind::Assert(x) => *x = f(*x),
             InstKind::Binary(_, a, b) => {
                 *a = f(*a);
                 *b = f(*b);

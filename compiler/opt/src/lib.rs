@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use kiln_ir::cfg::{remove_unreachable_blocks, reverse_post_order};
 use kiln_ir::{
-    Block, BlockCall, InstKind, Kernel, KernelId, KernelKind, Module, Scalar, UnaryOp, Value, ValueDef,
-    VerifierError,
+    Block, BlockCall, InstKind, Kernel, KernelId, KernelKind, Module, Scalar, UnaryOp, Value,
+    ValueDef, VerifierError,
 };
 
 /// Runs the standard pipeline on every kernel: inline, then fold and clean up twice.

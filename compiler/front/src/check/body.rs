@@ -1079,7 +1079,10 @@ impl<'c, 's> Body<'c, 's> {
                 let (want, hint) = if to_bits {
                     ("`f32` or `f64`", "`to_bits` maps f32 -> u32 and f64 -> u64")
                 } else {
-                    ("`u32` or `u64`", "`from_bits` maps u32 -> f32 and u64 -> f64")
+                    (
+                        "`u32` or `u64`",
+                        "`from_bits` maps u32 -> f32 and u64 -> f64",
+                    )
                 };
                 let generic = if matches!(other, Ty::Param(..)) {
                     "; in a generic item, write one version per type"
@@ -1092,7 +1095,9 @@ impl<'c, 's> Body<'c, 's> {
                     format!("`{name}` expects {want}, found `{other}`"),
                     format!("this is `{other}`"),
                 );
-                self.cx.diags.push(diag::help(d, format!("{hint}{generic}")));
+                self.cx
+                    .diags
+                    .push(diag::help(d, format!("{hint}{generic}")));
                 return Body::error_expr(span);
             }
         };
