@@ -41,6 +41,7 @@ use crate::{Compiled, Error};
 pub struct Jit {
     exec: Arc<dyn Executor>,
     threads: Threads,
+    fast_math: bool,
 }
 
 impl std::fmt::Debug for Jit {
@@ -67,7 +68,34 @@ impl Jit {
 
     /// Any executor (the reference interpreter, say) with a thread pool.
     pub fn with_executor(exec: Arc<dyn Executor>, threads: Threads) -> Result<Jit, Error> {
-        Ok(Jit { exec, threads })
+        Ok(Jit {
+            exec,
+            threads,
+            fast_math: false,
+        })
+    }
+
+    /// Opts in to **fast math** for the modules this `Jit` compiles from now on: a float
+    /// `a * b + c` becomes one `fma(a, b, c)` (one rounding instead of two). Results may
+    /// differ from the default in the last bit — usually they are closer to the exact
+    /// value — and no longer match NumPy's bit for bit. Reductions already use a fixed lane
+    /// order in both modes (`docs/runtime.md` §7), and the math library has one variant,
+    /// so this is all fast math changes today. The default stays exact and reproducible.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kiln::Error> {
+    /// let src = "ufunc f(a: f64, b: f64, c: f64) -> f64 { a * b + c }";
+    /// let args = [kiln::Scalar::F64(0.1), kiln::Scalar::F64(10.0), kiln::Scalar::F64(-1.0)];
+    /// let exact = kiln::Jit::new()?.compile("f.kl", src)?.call("f", &args)?;
+    /// let fast = kiln::Jit::new()?.with_fast_math(true).compile("f.kl", src)?.call("f", &args)?;
+    /// assert_eq!(exact, [kiln::Scalar::F64(0.0)]); // 0.1 * 10.0 rounds to 1.0
+    /// assert_eq!(fast, [kiln::Scalar::F64(0.1f64.mul_add(10.0, -1.0))]); // 5.55e-17
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_fast_math(mut self, on: bool) -> Jit {
+        self.fast_math = on;
+        self
     }
 
     /// The number of threads array calls use.
@@ -83,7 +111,11 @@ impl Jit {
     /// Compiles a source file. Every independent error is reported, as one
     /// [`Error::Compile`] that renders the diagnostics.
     pub fn compile(&self, name: &str, src: &str) -> Result<JitModule, Error> {
-        let compiled = crate::compile(name, src)?;
+        let mut compiled = crate::compile(name, src)?;
+        if self.fast_math {
+            kiln_opt::contract_fma(&mut compiled.module);
+            kiln_opt::contract_fma(&mut compiled.optimized);
+        }
         Ok(JitModule {
             compiled: Arc::new(compiled),
             jit: self.clone(),

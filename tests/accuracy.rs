@@ -161,6 +161,8 @@ impl<'l> Scratch<'l> {
             if want == 0.0 && got == 0.0 {
                 return (want.is_sign_negative() == got.is_sign_negative()).then_some(0.0);
             }
+            // `c_long` is `i64` here but not on every target.
+            #[allow(clippy::useless_conversion)]
             let e = if want == 0.0 && r.exp < -100000 {
                 emin // an exact zero: measure in the smallest ulp
             } else {

@@ -673,3 +673,39 @@ fn errors_inside_reductions_name_the_element() {
         (vec![2, 0], "ratio".into())
     );
 }
+
+#[test]
+fn fast_math_contracts_multiply_adds_and_the_default_does_not() {
+    let src = "ufunc f(a: f64, b: f64, c: f64) -> f64 { a * b + c }\n\
+               ufunc g(a: f64, b: f64, c: f64) -> f64 { c + a * b }";
+    let args = [Scalar::F64(0.1), Scalar::F64(10.0), Scalar::F64(-1.0)];
+    let exact = Jit::new().unwrap().compile("f.kl", src).unwrap();
+    let fast = Jit::new()
+        .unwrap()
+        .with_fast_math(true)
+        .compile("f.kl", src)
+        .unwrap();
+    let fused = Scalar::F64(0.1f64.mul_add(10.0, -1.0));
+    assert_ne!(
+        fused,
+        Scalar::F64(0.0),
+        "the inputs must tell the two apart"
+    );
+    for name in ["f", "g"] {
+        assert_eq!(exact.call(name, &args).unwrap(), [Scalar::F64(0.0)]);
+        assert_eq!(fast.call(name, &args).unwrap(), [fused]);
+    }
+    // The array path (SIMD loops) computes the same.
+    let x = DynArray::from(Array1::from(vec![0.1f64; 9]));
+    let out = fast
+        .ufunc("f")
+        .unwrap()
+        .call(&[
+            Arg::Array(x.view()),
+            Arg::Scalar(Scalar::F64(10.0)),
+            Arg::Scalar(Scalar::F64(-1.0)),
+        ])
+        .unwrap();
+    let out = f64::unwrap(out.into_iter().next().unwrap()).unwrap();
+    assert!(out.iter().all(|&v| Scalar::F64(v) == fused));
+}
