@@ -409,11 +409,7 @@ impl Cpu {
         listing: bool,
         vectorize: bool,
     ) -> Result<(Code, Listing), BackendError> {
-        let mut builder = JITBuilder::with_isa(self.isa.clone(), default_libcall_names());
-        for (name, ptr) in math::symbols() {
-            builder.symbol(name, ptr);
-        }
-        let mut jit = JITModule::new(builder);
+        let mut jit = new_jit(&self.isa);
         let mut out = Listing::default();
         let kernel = m.kernel(id);
         let (params, results) = match shape {
@@ -472,20 +468,7 @@ impl Cpu {
                 b.finalize(unit.jit.target_config());
             }
             define(&mut unit, entry, &mut ctx, listing, &mut out)?;
-            // Out-of-line bodies of kernels the optimiser left as calls.
-            while let Some(k) = unit.pending.pop() {
-                let f = unit.bodies[&k];
-                ctx.func.signature = unit.body_signature(m.kernel(k));
-                ctx.func.name = UserFuncName::user(0, f.as_u32());
-                {
-                    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                    let mut e = start_function(&mut b, &mut unit);
-                    body_entry(&mut e, k).map_err(backend_err)?;
-                    b.seal_all_blocks();
-                    b.finalize(unit.jit.target_config());
-                }
-                define(&mut unit, f, &mut ctx, listing, &mut out)?;
-            }
+            define_pending(&mut unit, &mut ctx, &mut fctx, listing, &mut out)?;
             (entry, unit.sites.0, unit.libs)
         };
         jit.finalize_definitions().map_err(backend_err)?;
@@ -547,11 +530,7 @@ impl Cpu {
         id: KernelId,
         lanes: Option<u8>,
     ) -> Result<LibFn, BackendError> {
-        let mut builder = JITBuilder::with_isa(self.isa_lib.clone(), default_libcall_names());
-        for (name, ptr) in math::symbols() {
-            builder.symbol(name, ptr);
-        }
-        let mut jit = JITModule::new(builder);
+        let mut jit = new_jit(&self.isa_lib);
         let (f, libs) = {
             let mut unit = Unit::new(&mut jit, m);
             unit.library = Some(self);
@@ -586,19 +565,7 @@ impl Cpu {
             }
             let mut out = Listing::default();
             define(&mut unit, f, &mut ctx, false, &mut out)?;
-            while let Some(k) = unit.pending.pop() {
-                let g = unit.bodies[&k];
-                ctx.func.signature = unit.body_signature(m.kernel(k));
-                ctx.func.name = UserFuncName::user(0, g.as_u32());
-                {
-                    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                    let mut e = start_function(&mut b, &mut unit);
-                    body_entry(&mut e, k).map_err(backend_err)?;
-                    b.seal_all_blocks();
-                    b.finalize(unit.jit.target_config());
-                }
-                define(&mut unit, g, &mut ctx, false, &mut out)?;
-            }
+            define_pending(&mut unit, &mut ctx, &mut fctx, false, &mut out)?;
             (f, unit.libs)
         };
         jit.finalize_definitions().map_err(backend_err)?;
@@ -609,6 +576,40 @@ impl Cpu {
             ptr,
         })
     }
+}
+
+/// A JIT module for `isa`, with Kiln's `libm` wrappers as its only symbols.
+fn new_jit(isa: &OwnedTargetIsa) -> JITModule {
+    let mut builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
+    for (name, ptr) in math::symbols() {
+        builder.symbol(name, ptr);
+    }
+    JITModule::new(builder)
+}
+
+/// Defines the out-of-line bodies of the kernels the unit's functions call (those the
+/// optimiser left as calls), and theirs in turn.
+fn define_pending(
+    unit: &mut Unit,
+    ctx: &mut cranelift_codegen::Context,
+    fctx: &mut FunctionBuilderContext,
+    listing: bool,
+    out: &mut Listing,
+) -> Result<(), BackendError> {
+    while let Some(k) = unit.pending.pop() {
+        let f = unit.bodies[&k];
+        ctx.func.signature = unit.body_signature(unit.ir.kernel(k));
+        ctx.func.name = UserFuncName::user(0, f.as_u32());
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+            let mut e = start_function(&mut b, unit);
+            body_entry(&mut e, k).map_err(backend_err)?;
+            b.seal_all_blocks();
+            b.finalize(unit.jit.target_config());
+        }
+        define(unit, f, ctx, listing, out)?;
+    }
+    Ok(())
 }
 
 fn define(

@@ -33,7 +33,7 @@ use kiln_ir::{
     ValueDef,
 };
 
-use crate::translate::{byte_size, Emitter};
+use crate::translate::{byte_size, float_cc, int_cc, Emitter};
 
 type Result<T> = std::result::Result<T, cranelift_module::ModuleError>;
 
@@ -715,30 +715,10 @@ impl Simd {
     fn binary(&self, e: &mut Emitter, op: BinaryOp, t: ScalarType, a: V, b: V) -> Result<V> {
         if op.is_comparison() {
             let raw = if t.is_float() {
-                let cc = match op {
-                    BinaryOp::Eq => FloatCC::Equal,
-                    BinaryOp::Ne => FloatCC::NotEqual,
-                    BinaryOp::Lt => FloatCC::LessThan,
-                    BinaryOp::Le => FloatCC::LessThanOrEqual,
-                    BinaryOp::Gt => FloatCC::GreaterThan,
-                    _ => FloatCC::GreaterThanOrEqual,
-                };
+                let cc = float_cc(op);
                 map2(e, a, b, |e, a, b| e.b.ins().fcmp(cc, a, b))
             } else {
-                let signed = t.is_signed_int();
-                let cc = match (op, signed) {
-                    (BinaryOp::Eq, _) => IntCC::Equal,
-                    (BinaryOp::Ne, _) => IntCC::NotEqual,
-                    (BinaryOp::Lt, true) => IntCC::SignedLessThan,
-                    (BinaryOp::Le, true) => IntCC::SignedLessThanOrEqual,
-                    (BinaryOp::Gt, true) => IntCC::SignedGreaterThan,
-                    (BinaryOp::Ge, true) => IntCC::SignedGreaterThanOrEqual,
-                    (BinaryOp::Lt, false) => IntCC::UnsignedLessThan,
-                    (BinaryOp::Le, false) => IntCC::UnsignedLessThanOrEqual,
-                    (BinaryOp::Gt, false) => IntCC::UnsignedGreaterThan,
-                    (_, false) => IntCC::UnsignedGreaterThanOrEqual,
-                    (_, true) => IntCC::SignedGreaterThanOrEqual,
-                };
+                let cc = int_cc(op, t.is_signed_int());
                 map2(e, a, b, |e, a, b| e.b.ins().icmp(cc, a, b))
             };
             return Ok(self.mask_from(e, raw, t));

@@ -40,6 +40,35 @@ pub fn cl_type(t: ScalarType) -> cl::Type {
     }
 }
 
+/// The float condition of a comparison operator (ordered, except `!=`: IEEE's).
+pub fn float_cc(op: BinaryOp) -> FloatCC {
+    match op {
+        BinaryOp::Eq => FloatCC::Equal,
+        BinaryOp::Ne => FloatCC::NotEqual,
+        BinaryOp::Lt => FloatCC::LessThan,
+        BinaryOp::Le => FloatCC::LessThanOrEqual,
+        BinaryOp::Gt => FloatCC::GreaterThan,
+        _ => FloatCC::GreaterThanOrEqual,
+    }
+}
+
+/// The integer condition of a comparison operator.
+pub fn int_cc(op: BinaryOp, signed: bool) -> IntCC {
+    match (op, signed) {
+        (BinaryOp::Eq, _) => IntCC::Equal,
+        (BinaryOp::Ne, _) => IntCC::NotEqual,
+        (BinaryOp::Lt, true) => IntCC::SignedLessThan,
+        (BinaryOp::Le, true) => IntCC::SignedLessThanOrEqual,
+        (BinaryOp::Gt, true) => IntCC::SignedGreaterThan,
+        (BinaryOp::Ge, true) => IntCC::SignedGreaterThanOrEqual,
+        (BinaryOp::Lt, false) => IntCC::UnsignedLessThan,
+        (BinaryOp::Le, false) => IntCC::UnsignedLessThanOrEqual,
+        (BinaryOp::Gt, false) => IntCC::UnsignedGreaterThan,
+        (_, false) => IntCC::UnsignedGreaterThanOrEqual,
+        (_, true) => IntCC::SignedGreaterThanOrEqual,
+    }
+}
+
 /// Size in bytes of an element of type `t` in memory.
 pub fn byte_size(t: ScalarType) -> u32 {
     match t {
@@ -578,31 +607,9 @@ impl Emitter<'_, '_, '_> {
 
     fn compare(&mut self, op: BinaryOp, ty: ScalarType, a: cl::Value, b: cl::Value) -> cl::Value {
         if ty.is_float() {
-            let cc = match op {
-                BinaryOp::Eq => FloatCC::Equal,
-                BinaryOp::Ne => FloatCC::NotEqual,
-                BinaryOp::Lt => FloatCC::LessThan,
-                BinaryOp::Le => FloatCC::LessThanOrEqual,
-                BinaryOp::Gt => FloatCC::GreaterThan,
-                _ => FloatCC::GreaterThanOrEqual,
-            };
-            return self.b.ins().fcmp(cc, a, b);
+            return self.b.ins().fcmp(float_cc(op), a, b);
         }
-        let signed = ty.is_signed_int();
-        let cc = match (op, signed) {
-            (BinaryOp::Eq, _) => IntCC::Equal,
-            (BinaryOp::Ne, _) => IntCC::NotEqual,
-            (BinaryOp::Lt, true) => IntCC::SignedLessThan,
-            (BinaryOp::Le, true) => IntCC::SignedLessThanOrEqual,
-            (BinaryOp::Gt, true) => IntCC::SignedGreaterThan,
-            (BinaryOp::Ge, true) => IntCC::SignedGreaterThanOrEqual,
-            (BinaryOp::Lt, false) => IntCC::UnsignedLessThan,
-            (BinaryOp::Le, false) => IntCC::UnsignedLessThanOrEqual,
-            (BinaryOp::Gt, false) => IntCC::UnsignedGreaterThan,
-            (_, false) => IntCC::UnsignedGreaterThanOrEqual,
-            (_, true) => IntCC::SignedGreaterThanOrEqual,
-        };
-        self.b.ins().icmp(cc, a, b)
+        self.b.ins().icmp(int_cc(op, ty.is_signed_int()), a, b)
     }
 
     /// Spec §2's `as`, which is Rust's.
