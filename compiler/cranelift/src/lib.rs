@@ -774,6 +774,11 @@ fn emit_loop(
     let done = e.b.create_block();
     let strided_pre = e.b.create_block();
     let strided = e.b.create_block();
+    // The strided loop runs from the current `i` to `stop`: the whole range, or, after the
+    // SIMD loop, the remainder or a group that must run on scalar code.
+    let after_strided = e.b.create_block();
+    let stop = e.b.declare_var(types::I64);
+    e.b.def_var(stop, n);
     let any =
         e.b.ins()
             .icmp_imm_s(cl::condcodes::IntCC::SignedGreaterThan, n, 0);
@@ -824,9 +829,6 @@ fn emit_loop(
             e.b.def_var(v, z);
         }
         if let Some((id, plan)) = ops_desc.vector {
-            let vec_entry = e.b.create_block();
-            e.b.ins().brif(all, vec_entry, &[], strided_pre, &[]);
-            e.b.switch_to_block(vec_entry);
             let ctx = LoopCtx {
                 ops: &ops,
                 desc: ops_desc,
@@ -836,9 +838,19 @@ fn emit_loop(
                 bases: &bases,
                 uniform_vals: &uniform_vals,
                 hoisted: &hoisted,
-                done,
+                stop,
+                strided_pre,
             };
-            vector_contiguous(e, &ctx, id, plan, body)?;
+            let vec_check = vector_contiguous(e, &ctx, id, plan, all)?;
+            e.b.switch_to_block(after_strided);
+            let i = e.b.use_var(i_var);
+            // Back to the vector loop after a group ran on scalar code: its offsets follow.
+            for &(size, var) in &off_vars {
+                let off = e.b.ins().imul_imm_s(i, i64::from(size));
+                e.b.def_var(var, off);
+            }
+            let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, n);
+            e.b.ins().brif(more, vec_check, &[], done, &[]);
         } else {
             e.b.ins().brif(all, unrolled_check, &[], strided_pre, &[]);
             // The address of every varying operand at element `i + k`.
@@ -917,16 +929,21 @@ fn emit_loop(
 
     // Strided variant: one pointer per varying operand, bumped by its stride.
     e.b.switch_to_block(strided_pre);
+    let i0 = e.b.use_var(i_var);
     let p_vars: Vec<Option<Variable>> = (0..ops.len())
         .map(|j| {
             (!ops_desc.is_uniform(j)).then(|| {
                 let v = e.b.declare_var(ptr_ty);
-                e.b.def_var(v, bases[j]);
+                let off = e.b.ins().imul(i0, steps[j]);
+                let p = e.b.ins().iadd(bases[j], off);
+                e.b.def_var(v, p);
                 v
             })
         })
         .collect();
-    e.b.ins().jump(strided, &[]);
+    let s = e.b.use_var(stop);
+    let any = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i0, s);
+    e.b.ins().brif(any, strided, &[], after_strided, &[]);
     e.b.switch_to_block(strided);
     let addrs: Vec<Option<cl::Value>> = p_vars.iter().map(|v| v.map(|v| e.b.use_var(v))).collect();
     loop_body(e, ops_desc.inputs, &addrs, &uniform_vals, &hoisted, body)?;
@@ -940,8 +957,13 @@ fn emit_loop(
     let i = e.b.use_var(i_var);
     let i1 = e.b.ins().iadd_imm_s(i, 1);
     e.b.def_var(i_var, i1);
-    let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, n);
-    e.b.ins().brif(more, strided, &[], done, &[]);
+    let s = e.b.use_var(stop);
+    let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i1, s);
+    e.b.ins().brif(more, strided, &[], after_strided, &[]);
+    if ops_desc.vector.is_none() || !contiguous_variant {
+        e.b.switch_to_block(after_strided);
+        e.b.ins().jump(done, &[]);
+    }
 
     // Trap: record the element index, return the site.
     let trap = e.trap;
@@ -967,7 +989,10 @@ struct LoopCtx<'a> {
     bases: &'a [cl::Value],
     uniform_vals: &'a [Option<cl::Value>],
     hoisted: &'a Hoisted,
-    done: cl::Block,
+    /// Where the strided loop stops (see [`emit_loop`]).
+    stop: Variable,
+    /// The strided loop's entry: from the current index to `stop`.
+    strided_pre: cl::Block,
 }
 
 impl LoopCtx<'_> {
@@ -1004,17 +1029,19 @@ impl LoopCtx<'_> {
     }
 }
 
-/// The contiguous loop on vectors: groups of `plan.lanes` elements while a whole group
-/// remains, then the scalar body for the rest. A group whose vector code cannot finish
-/// (a failing assert in some lane) re-runs on the scalar body, which reports the first
-/// failing element exactly; the vector loop then resumes after the group.
+/// The contiguous loop on vectors: groups of `plan.lanes * U` elements while a whole group
+/// remains; the remainder, and a group whose vector code cannot finish (a failing assert in
+/// some lane), run on the strided scalar loop, which reports the first failing element
+/// exactly; after such a group the vector loop resumes. Emitted in the preheader, which it
+/// ends by branching on `contiguous` to the vector loop or the strided one. Returns the
+/// loop's head.
 fn vector_contiguous(
     e: &mut Emitter,
     cx: &LoopCtx,
     id: KernelId,
     plan: simd::Plan,
-    body: &mut Body,
-) -> EmitResult {
+    contiguous: cl::Value,
+) -> ModResult<cl::Block> {
     let fallback = e.b.create_block();
     let sv = simd::Simd {
         lanes: plan.lanes,
@@ -1040,12 +1067,12 @@ fn vector_contiguous(
             (v, sv.splat(e, x, t))
         })
         .collect();
-    let stop = e.b.declare_var(types::I64);
     let (vec_check, vec_body, to_rest) =
         (e.b.create_block(), e.b.create_block(), e.b.create_block());
-    let (scalar_check, scalar_body, after_scalar) =
-        (e.b.create_block(), e.b.create_block(), e.b.create_block());
-    e.b.ins().jump(vec_check, &[]);
+    // The splats above dominate every way into the vector loop, including the return from
+    // the strided loop.
+    e.b.ins()
+        .brif(contiguous, vec_check, &[], cx.strided_pre, &[]);
 
     e.b.switch_to_block(vec_check);
     let i = e.b.use_var(cx.i_var);
@@ -1076,32 +1103,13 @@ fn vector_contiguous(
     e.b.switch_to_block(fallback);
     let i = e.b.use_var(cx.i_var);
     let group_end = e.b.ins().iadd_imm_s(i, i64::from(lanes));
-    e.b.def_var(stop, group_end);
-    e.b.ins().jump(scalar_check, &[]);
+    e.b.def_var(cx.stop, group_end);
+    e.b.ins().jump(cx.strided_pre, &[]);
 
     e.b.switch_to_block(to_rest);
-    e.b.def_var(stop, cx.n);
-    e.b.ins().jump(scalar_check, &[]);
-
-    e.b.switch_to_block(scalar_check);
-    let i = e.b.use_var(cx.i_var);
-    let s = e.b.use_var(stop);
-    let more = e.b.ins().icmp(cl::condcodes::IntCC::SignedLessThan, i, s);
-    e.b.ins().brif(more, scalar_body, &[], after_scalar, &[]);
-
-    e.b.switch_to_block(scalar_body);
-    let addrs = cx.addrs(e);
-    loop_body(e, cx.desc.inputs, &addrs, cx.uniform_vals, cx.hoisted, body)?;
-    cx.advance(e, 1);
-    e.b.ins().jump(scalar_check, &[]);
-
-    e.b.switch_to_block(after_scalar);
-    let i = e.b.use_var(cx.i_var);
-    let more =
-        e.b.ins()
-            .icmp(cl::condcodes::IntCC::SignedLessThan, i, cx.n);
-    e.b.ins().brif(more, vec_check, &[], cx.done, &[]);
-    Ok(())
+    e.b.def_var(cx.stop, cx.n);
+    e.b.ins().jump(cx.strided_pre, &[]);
+    Ok(vec_check)
 }
 
 fn loop_body(
