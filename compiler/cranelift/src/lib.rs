@@ -450,24 +450,20 @@ impl Cpu {
                 .jit
                 .declare_anonymous_function(&sig)
                 .map_err(backend_err)?;
-            ctx.func.signature = sig;
-            ctx.func.name = UserFuncName::user(0, entry.as_u32());
-            {
-                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                let mut e = start_function(&mut b, &mut unit);
-                match shape {
-                    Shape::Scalar => scalar_entry(&mut e, id).map_err(backend_err)?,
-                    Shape::Loop { uniform } => {
-                        loop_entry(&mut e, id, uniform).map_err(backend_err)?
-                    }
-                    Shape::Reduce { combine } => {
-                        reduce_entry(&mut e, id, combine).map_err(backend_err)?
-                    }
-                }
-                b.seal_all_blocks();
-                b.finalize(unit.jit.target_config());
-            }
-            define(&mut unit, entry, &mut ctx, listing, &mut out)?;
+            emit_function(
+                &mut unit,
+                &mut ctx,
+                &mut fctx,
+                entry,
+                sig,
+                listing,
+                &mut out,
+                |e| match shape {
+                    Shape::Scalar => scalar_entry(e, id),
+                    Shape::Loop { uniform } => loop_entry(e, id, uniform),
+                    Shape::Reduce { combine } => reduce_entry(e, id, combine),
+                },
+            )?;
             define_pending(&mut unit, &mut ctx, &mut fctx, listing, &mut out)?;
             (entry, unit.sites.0, unit.libs)
         };
@@ -544,27 +540,28 @@ impl Cpu {
                 .jit
                 .declare_anonymous_function(&sig)
                 .map_err(backend_err)?;
-            ctx.func.signature = sig;
-            ctx.func.name = UserFuncName::user(0, f.as_u32());
-            {
-                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                let mut e = start_function(&mut b, &mut unit);
-                match lanes {
-                    None => body_entry(&mut e, id).map_err(backend_err)?,
+            let mut out = Listing::default();
+            emit_function(
+                &mut unit,
+                &mut ctx,
+                &mut fctx,
+                f,
+                sig,
+                false,
+                &mut out,
+                |e| match lanes {
+                    None => body_entry(e, id),
                     Some(lanes) => {
                         let sv = simd::Simd {
                             lanes,
                             fallback: e.trap,
                         };
-                        sv.library_body(&mut e, id).map_err(backend_err)?;
-                        return_site_on_trap(&mut e);
+                        sv.library_body(e, id)?;
+                        return_site_on_trap(e);
+                        Ok(())
                     }
-                }
-                b.seal_all_blocks();
-                b.finalize(unit.jit.target_config());
-            }
-            let mut out = Listing::default();
-            define(&mut unit, f, &mut ctx, false, &mut out)?;
+                },
+            )?;
             define_pending(&mut unit, &mut ctx, &mut fctx, false, &mut out)?;
             (f, unit.libs)
         };
@@ -598,18 +595,34 @@ fn define_pending(
 ) -> Result<(), BackendError> {
     while let Some(k) = unit.pending.pop() {
         let f = unit.bodies[&k];
-        ctx.func.signature = unit.body_signature(unit.ir.kernel(k));
-        ctx.func.name = UserFuncName::user(0, f.as_u32());
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
-            let mut e = start_function(&mut b, unit);
-            body_entry(&mut e, k).map_err(backend_err)?;
-            b.seal_all_blocks();
-            b.finalize(unit.jit.target_config());
-        }
-        define(unit, f, ctx, listing, out)?;
+        let sig = unit.body_signature(unit.ir.kernel(k));
+        emit_function(unit, ctx, fctx, f, sig, listing, out, |e| body_entry(e, k))?;
     }
     Ok(())
+}
+
+/// Builds function `f` (declared with `sig`) with `emit`, compiles and defines it.
+#[allow(clippy::too_many_arguments)]
+fn emit_function(
+    unit: &mut Unit,
+    ctx: &mut cranelift_codegen::Context,
+    fctx: &mut FunctionBuilderContext,
+    f: FuncId,
+    sig: cl::Signature,
+    listing: bool,
+    out: &mut Listing,
+    emit: impl FnOnce(&mut Emitter) -> EmitResult,
+) -> Result<(), BackendError> {
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, f.as_u32());
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+        let mut e = start_function(&mut b, unit);
+        emit(&mut e).map_err(backend_err)?;
+        b.seal_all_blocks();
+        b.finalize(unit.jit.target_config());
+    }
+    define(unit, f, ctx, listing, out)
 }
 
 fn define(

@@ -648,17 +648,28 @@ impl Emitter<'_, '_, '_> {
         let k = self.unit.ir.kernel(callee);
         let sig = self.unit.body_signature(k);
         let sigref = self.b.import_signature(sig);
-        let ptr_ty = self.unit.pointer();
+        let (slot, out) = self.result_slots(k);
+        let f = self.b.ins().iconst(self.unit.pointer(), addr);
+        let mut all = args.to_vec();
+        all.push(out);
+        self.b.ins().call_indirect(sigref, f, &all);
+        self.load_results(k, slot)
+    }
+
+    /// 8-byte slots for the results of a call of `k`, and their address.
+    fn result_slots(&mut self, k: &Kernel) -> (cl::StackSlot, cl::Value) {
         let slot = self.b.create_sized_stack_slot(cl::StackSlotData::new(
             cl::StackSlotKind::ExplicitSlot,
             8 * k.results.len().max(1) as u32,
             3,
         ));
-        let out = self.b.ins().stack_addr(ptr_ty, slot, 0);
-        let f = self.b.ins().iconst(ptr_ty, addr);
-        let mut all = args.to_vec();
-        all.push(out);
-        self.b.ins().call_indirect(sigref, f, &all);
+        let addr = self.b.ins().stack_addr(self.unit.pointer(), slot, 0);
+        (slot, addr)
+    }
+
+    /// The results of a call of `k`, from the slots of [`Emitter::result_slots`].
+    fn load_results(&mut self, k: &Kernel, slot: cl::StackSlot) -> Vec<cl::Value> {
+        let ptr_ty = self.unit.pointer();
         k.results
             .iter()
             .enumerate()
@@ -683,13 +694,7 @@ impl Emitter<'_, '_, '_> {
         // PC-relative one, whose relocation would fail when the module is finalised.
         self.b.func.dfg.ext_funcs[fref].colocated = false;
         let k = self.unit.ir.kernel(callee);
-        let slot = self.b.create_sized_stack_slot(cl::StackSlotData::new(
-            cl::StackSlotKind::ExplicitSlot,
-            8 * k.results.len().max(1) as u32,
-            3,
-        ));
-        let ptr_ty = self.unit.pointer();
-        let addr = self.b.ins().stack_addr(ptr_ty, slot, 0);
+        let (slot, addr) = self.result_slots(k);
         let mut all = args.to_vec();
         all.push(addr);
         let call = self.b.ins().call(fref, &all);
@@ -700,14 +705,6 @@ impl Emitter<'_, '_, '_> {
             .ins()
             .brif(ok, cont, &[], self.trap, &[BlockArg::Value(status)]);
         self.b.switch_to_block(cont);
-        Ok(k.results
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| {
-                self.b
-                    .ins()
-                    .stack_load(ptr_ty, cl_type(t), slot, 8 * i as i32)
-            })
-            .collect())
+        Ok(self.load_results(k, slot))
     }
 }
