@@ -73,6 +73,9 @@ pub fn default_executors() -> Vec<Box<dyn Executor>> {
         // A host Cranelift cannot compile for: the corpus still runs on the interpreter.
         (Err(e), _) | (_, Err(e)) => tracing_unsupported(&e.to_string()),
     }
+    // The GPU back end's code, run on the host: checks its translation without a GPU.
+    #[cfg(feature = "gpu")]
+    execs.push(Box::new(kiln_runtime::llvm_host::LlvmHost::new()));
     execs
 }
 

@@ -12,6 +12,8 @@
 #![allow(unsafe_code)] // Operands are raw pointers into ndarray arrays, as NumPy's inner loops.
 
 pub mod array;
+#[cfg(feature = "gpu")]
+pub mod llvm_host;
 mod par;
 
 use std::sync::Arc;

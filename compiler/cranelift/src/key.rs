@@ -1,16 +1,7 @@
-//! Cache keys: an exact encoding of everything a compiled entry point depends on.
-//!
-//! The key of an entry is the entry's shape followed by the kernel and every kernel it calls
-//! (transitively), each encoded field by field into `u64` words: every list is prefixed by
-//! its length and every enum by a tag, so two keys are equal exactly when the IR they
-//! describe is the same (constants compared by their bits, source locations included, since
-//! error messages quote them). Names carry a specialisation's dtypes and constants are part
-//! of the IR, so a kernel whose source, callees, constants or dtypes changed gets a different
-//! key: a stale entry can never be returned. The target is fixed per [`crate::Cpu`], whose
-//! cache this is. Encoding is a few hundred nanoseconds for a typical kernel, against
-//! microseconds for printing the IR.
+//! Cache keys of CPU entry points: the shape, then the IR (`kiln_ir::key`). The target is
+//! fixed per [`crate::Cpu`], whose cache this is.
 
-use kiln_ir::{InstKind, Kernel, KernelId, Module};
+use kiln_ir::{KernelId, Module};
 
 use crate::Shape;
 
@@ -22,109 +13,11 @@ pub fn encode(m: &Module, id: KernelId, shape: Shape) -> Vec<u64> {
         Shape::Loop { uniform } => out.extend([1, uniform]),
         Shape::Reduce { combine } => out.extend([2, combine.0 as u64]),
     }
-    let mut seen = vec![false; m.kernels.len()];
-    let mut stack = vec![id];
-    if let Shape::Reduce { combine } = shape {
-        stack.push(combine);
-    }
-    while let Some(k) = stack.pop() {
-        if std::mem::replace(&mut seen[k.index()], true) {
-            continue;
-        }
-        out.push(k.0 as u64);
-        let kernel = m.kernel(k);
-        kernel_words(kernel, &mut out);
-        for &b in &kernel.layout {
-            for &inst in &kernel.block(b).insts {
-                if let InstKind::Call(callee, _) = kernel.inst(inst).kind {
-                    stack.push(callee);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn list(out: &mut Vec<u64>, items: impl ExactSizeIterator<Item = u64>) {
-    out.push(items.len() as u64);
-    out.extend(items);
-}
-
-fn kernel_words(k: &Kernel, out: &mut Vec<u64>) {
-    let name = k.name.as_bytes();
-    out.push(name.len() as u64);
-    out.extend(name.chunks(8).map(|c| {
-        let mut w = [0u8; 8];
-        w[..c.len()].copy_from_slice(c);
-        u64::from_le_bytes(w)
-    }));
-    out.push(k.kind as u64);
-    list(out, k.params.iter().map(|&t| t as u64));
-    list(out, k.results.iter().map(|&t| t as u64));
-    let ty = |v: kiln_ir::Value| k.value_type(v) as u64;
-    out.push(k.layout.len() as u64);
-    for &b in &k.layout {
-        out.push(b.0 as u64);
-        let data = k.block(b);
-        list(
-            out,
-            data.params
-                .iter()
-                .flat_map(|&p| [p.0 as u64, ty(p)])
-                .collect::<Vec<_>>()
-                .into_iter(),
-        );
-        out.push(data.insts.len() as u64);
-        for &inst in &data.insts {
-            let d = k.inst(inst);
-            inst_words(&d.kind, out);
-            list(
-                out,
-                d.results
-                    .iter()
-                    .flat_map(|&r| [r.0 as u64, ty(r)])
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            );
-            match k.locs[inst.index()] {
-                Some(l) => out.extend([1, l.line as u64, l.col as u64, l.len as u64]),
-                None => out.push(0),
-            }
-        }
-    }
-}
-
-fn inst_words(kind: &InstKind, out: &mut Vec<u64>) {
-    let vals = |out: &mut Vec<u64>, vs: &[kiln_ir::Value]| list(out, vs.iter().map(|v| v.0 as u64));
-    let call = |out: &mut Vec<u64>, bc: &kiln_ir::BlockCall| {
-        out.push(bc.block.0 as u64);
-        vals(out, &bc.args);
+    // The same traversal order as before: the kernel first, then the combine.
+    let roots: &[KernelId] = match shape {
+        Shape::Reduce { combine } => &[combine, id],
+        _ => &[id],
     };
-    match kind {
-        InstKind::Const(c) => out.extend([0, c.ty() as u64, c.to_bits()]),
-        InstKind::Unary(op, x) => out.extend([1, *op as u64, x.0 as u64]),
-        InstKind::Binary(op, a, b) => out.extend([2, *op as u64, a.0 as u64, b.0 as u64]),
-        InstKind::Fma(a, b, c) => out.extend([3, a.0 as u64, b.0 as u64, c.0 as u64]),
-        InstKind::Select(c, a, b) => out.extend([4, c.0 as u64, a.0 as u64, b.0 as u64]),
-        InstKind::Cast(x) => out.extend([5, x.0 as u64]),
-        InstKind::Bitcast(x) => out.extend([11, x.0 as u64]),
-        InstKind::Call(k, args) => {
-            out.extend([6, k.0 as u64]);
-            vals(out, args);
-        }
-        InstKind::Assert(c) => out.extend([7, c.0 as u64]),
-        InstKind::Jump(t) => {
-            out.push(8);
-            call(out, t);
-        }
-        InstKind::Branch(c, t, e) => {
-            out.extend([9, c.0 as u64]);
-            call(out, t);
-            call(out, e);
-        }
-        InstKind::Return(vs) => {
-            out.push(10);
-            vals(out, vs);
-        }
-    }
+    kiln_ir::key::encode(m, roots, &mut out);
+    out
 }

@@ -16,6 +16,7 @@ pub mod cfg;
 pub mod entities;
 pub mod inst;
 pub mod kernel;
+pub mod key;
 pub mod read;
 pub mod reduce;
 pub mod types;

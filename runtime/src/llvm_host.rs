@@ -1,0 +1,273 @@
+//! The GPU back end's code run on the host CPU (`kiln_nvptx::host`), as an executor: the
+//! corpus runs every case on it, so the translation to LLVM IR, the grid-stride loops with
+//! their vector groups, the error words and the reduction tree are all checked against the
+//! interpreter on machines without a GPU.
+//!
+//! Scalar calls run the `kiln_call` entry *and* the `kiln_map` entry over
+//! [`LlvmHost::COPIES`] copies of the arguments on 3 emulated threads (vector groups, a
+//! grid-stride step and a partial group); all must give the same bits. Reductions run with
+//! the launch parameters the GPU executor uses ([`exact_lanes`]), so they
+//! agree with the CPU bit for bit.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kiln_interp::{ErrorKind, RuntimeError};
+use kiln_ir::{KernelId, Module, Scalar, ScalarType};
+use kiln_nvptx::host::{decode_error, HostCode};
+use kiln_nvptx::{Entry, Site};
+
+use crate::{Executor, InnerLoop, ReduceLoop};
+
+/// The GPU code generator's output, run on the host (see the module documentation).
+#[derive(Default)]
+pub struct LlvmHost {
+    cache: Mutex<HashMap<Vec<u64>, Arc<HostCode>>>,
+}
+
+impl std::fmt::Debug for LlvmHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlvmHost").finish_non_exhaustive()
+    }
+}
+
+/// The cache key of `entry` for `m`.
+pub(crate) fn entry_key(m: &Module, entry: Entry) -> Vec<u64> {
+    let mut key = Vec::with_capacity(256);
+    match entry {
+        Entry::Call { kernel } => {
+            key.push(0);
+            kiln_ir::key::encode(m, &[kernel], &mut key);
+        }
+        Entry::Map { kernel, uniform } => {
+            key.extend([1, uniform]);
+            kiln_ir::key::encode(m, &[kernel], &mut key);
+        }
+        Entry::Reduce {
+            map,
+            combine,
+            width,
+        } => {
+            key.extend([2, width as u64, map.is_some() as u64]);
+            let roots: Vec<KernelId> = map.into_iter().chain([combine]).collect();
+            kiln_ir::key::encode(m, &roots, &mut key);
+        }
+    }
+    key
+}
+
+/// The runtime error of status `status` of code with `sites`, named after `kernel`.
+pub(crate) fn site_error(sites: &[Site], status: u32, kernel: &str) -> RuntimeError {
+    let site = (status as usize)
+        .checked_sub(1)
+        .and_then(|i| sites.get(i))
+        .copied();
+    RuntimeError {
+        kind: site.map_or(ErrorKind::Internal, |s| s.kind),
+        kernel: kernel.to_string(),
+        loc: site.and_then(|s| s.loc),
+    }
+}
+
+pub(crate) fn internal(kernel: &str) -> RuntimeError {
+    RuntimeError {
+        kind: ErrorKind::Internal,
+        kernel: kernel.to_string(),
+        loc: None,
+    }
+}
+
+/// Bytes of an element of `ty` in arrays.
+pub(crate) fn elem_size(ty: ScalarType) -> usize {
+    kiln_nvptx::ll::mem_size(ty) as usize
+}
+
+/// Byte strides to element strides (every array stride is a multiple of its element size).
+pub(crate) fn element_strides(strides: &[isize], types: &[ScalarType]) -> Vec<i64> {
+    strides
+        .iter()
+        .zip(types)
+        .map(|(&s, &t)| (s / elem_size(t) as isize) as i64)
+        .collect()
+}
+
+/// Lanes of the reduction order that matches the CPU's (`kiln_ir::reduce`): 8 for a
+/// commutative combine over at least 8 elements, else 1 (in order).
+pub fn exact_lanes(m: &Module, combine: KernelId, n: usize) -> u64 {
+    if n >= kiln_ir::REDUCE_LANES && kiln_ir::commutative_combine(m.kernel(combine)).is_some() {
+        kiln_ir::REDUCE_LANES as u64
+    } else {
+        1
+    }
+}
+
+impl LlvmHost {
+    /// Elements each scalar call is also run on through the map entry.
+    pub const COPIES: usize = 9;
+
+    /// A new executor with an empty cache.
+    pub fn new() -> LlvmHost {
+        LlvmHost::default()
+    }
+
+    fn compile(&self, m: &Module, entry: Entry, kernel: KernelId) -> Result<Arc<HostCode>, RuntimeError> {
+        let key = entry_key(m, entry);
+        if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(c.clone());
+        }
+        let code = HostCode::compile(m, entry).map_err(|_| internal(&m.kernel(kernel).name))?;
+        let code = Arc::new(code);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, code.clone());
+        Ok(code)
+    }
+}
+
+struct HostMap {
+    code: Arc<HostCode>,
+    types: Vec<ScalarType>,
+    kernel: String,
+}
+
+impl InnerLoop for HostMap {
+    unsafe fn run(
+        &self,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<(), (usize, RuntimeError)> {
+        let strides = element_strides(strides, &self.types);
+        // SAFETY: the caller's contract is the entry's.
+        let word = unsafe { self.code.map(3, ptrs, &strides, n as u64) };
+        match decode_error(word) {
+            None => Ok(()),
+            Some((i, status)) => Err((i as usize, site_error(&self.code.sites, status, &self.kernel))),
+        }
+    }
+}
+
+struct HostReduce<'m> {
+    code: Arc<HostCode>,
+    m: &'m Module,
+    combine: KernelId,
+    types: Vec<ScalarType>,
+    kernel: String,
+}
+
+impl ReduceLoop for HostReduce<'_> {
+    unsafe fn run(
+        &self,
+        acc: Scalar,
+        n: usize,
+        ptrs: &[*mut u8],
+        strides: &[isize],
+    ) -> Result<Scalar, (usize, RuntimeError)> {
+        let strides = element_strides(strides, &self.types);
+        let mut slot = acc.to_bits();
+        let lanes = exact_lanes(self.m, self.combine, n);
+        // SAFETY: the caller's contract is the entry's.
+        let word = unsafe { self.code.reduce(&mut slot, lanes, 1, ptrs, &strides, n as u64) };
+        match decode_error(word) {
+            None => Ok(Scalar::from_bits(acc.ty(), slot)),
+            Some((i, status)) => Err((i as usize, site_error(&self.code.sites, status, &self.kernel))),
+        }
+    }
+}
+
+impl Executor for LlvmHost {
+    fn name(&self) -> &str {
+        "llvm-host"
+    }
+
+    fn wants_optimized(&self) -> bool {
+        true
+    }
+
+    fn call(&self, m: &Module, id: KernelId, args: &[Scalar]) -> Result<Vec<Scalar>, RuntimeError> {
+        let k = m.kernel(id);
+        let code = self.compile(m, Entry::Call { kernel: id }, id)?;
+        let slots: Vec<u64> = args.iter().map(|a| a.to_bits()).collect();
+        let mut out = vec![0u64; k.results.len().max(1)];
+        let status = code.call(&slots, &mut out);
+        if status != 0 {
+            return Err(site_error(&code.sites, status as u32, &k.name));
+        }
+        let results: Vec<Scalar> = k
+            .results
+            .iter()
+            .zip(&out)
+            .map(|(&t, &s)| Scalar::from_bits(t, s))
+            .collect();
+        if k.kind == kiln_ir::KernelKind::Thunk || k.params.is_empty() && k.results.is_empty() {
+            return Ok(results);
+        }
+        // The same call through the map entry, on every element of a small array.
+        let n = Self::COPIES;
+        let types: Vec<ScalarType> = k.params.iter().chain(&k.results).copied().collect();
+        let mut bufs: Vec<Vec<u64>> = types.iter().map(|_| vec![0u64; n]).collect();
+        for (buf, a) in bufs.iter_mut().zip(args) {
+            // One element per 8-byte word, stride 8 bytes: a strided layout for every type
+            // narrower than 8 bytes, exercising the element-by-element path too.
+            buf.iter_mut().for_each(|w| *w = a.to_bits());
+        }
+        let ptrs: Vec<*mut u8> = bufs.iter_mut().map(|b| b.as_mut_ptr().cast()).collect();
+        let strides: Vec<isize> = vec![8; types.len()];
+        let map = self.inner_loop(m, id, 0)?;
+        // SAFETY: every buffer holds `n` 8-byte words, each holding one element.
+        unsafe { map.run(n, &ptrs, &strides) }.map_err(|(_, e)| e)?;
+        for (j, &t) in k.results.iter().enumerate() {
+            let buf = &bufs[k.params.len() + j];
+            if buf.iter().any(|&w| !Scalar::from_bits(t, w).same(results[j])) {
+                return Err(internal(&k.name));
+            }
+        }
+        Ok(results)
+    }
+
+    fn inner_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        id: KernelId,
+        uniform: u64,
+    ) -> Result<Arc<dyn InnerLoop + 'm>, RuntimeError> {
+        let k = m.kernel(id);
+        let code = self.compile(m, Entry::Map { kernel: id, uniform }, id)?;
+        Ok(Arc::new(HostMap {
+            code,
+            types: k.params.iter().chain(&k.results).copied().collect(),
+            kernel: k.name.clone(),
+        }))
+    }
+
+    fn reduce_loop<'m>(
+        &'m self,
+        m: &'m Module,
+        map: Option<KernelId>,
+        combine: KernelId,
+    ) -> Result<Box<dyn ReduceLoop + 'm>, RuntimeError> {
+        let named = map.unwrap_or(combine);
+        let code = self.compile(
+            m,
+            Entry::Reduce {
+                map,
+                combine,
+                width: 1,
+            },
+            named,
+        )?;
+        let types = match map {
+            Some(f) => m.kernel(f).params.clone(),
+            None => vec![m.kernel(combine).results[0]],
+        };
+        Ok(Box::new(HostReduce {
+            code,
+            m,
+            combine,
+            types,
+            kernel: m.kernel(named).name.clone(),
+        }))
+    }
+}
