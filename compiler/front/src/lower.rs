@@ -643,6 +643,12 @@ impl<'l, 'p> Fx<'l, 'p> {
                 } else {
                     ty
                 };
+                // `%` on floats is the math library's `fmod` (exact on every back end).
+                if op == BinaryOp::Rem && ty.is_float() {
+                    if let Some(kid) = self.lw.math_fn("fmod", ty) {
+                        return self.ins(InstKind::Call(kid, vec![va, vb]), &[ty], None);
+                    }
+                }
                 let loc = (op.can_trap() && ty.is_int()).then(|| self.loc(e.span));
                 vec![self.ins1(InstKind::Binary(op, va, vb), rty, loc)]
             }

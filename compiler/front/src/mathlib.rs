@@ -23,7 +23,7 @@ use kiln_ir::{InstKind, KernelId, Module, ScalarType};
 use crate::{check, Lowerer};
 
 /// The library's sources, in the order they are concatenated.
-pub const SOURCES: [(&str, &str); 8] = [
+pub const SOURCES: [(&str, &str); 9] = [
     (
         "support.kl",
         include_str!("../../../kernels/math/support.kl"),
@@ -38,6 +38,7 @@ pub const SOURCES: [(&str, &str); 8] = [
     ("hyper.kl", include_str!("../../../kernels/math/hyper.kl")),
     ("pow.kl", include_str!("../../../kernels/math/pow.kl")),
     ("erf.kl", include_str!("../../../kernels/math/erf.kl")),
+    ("fmod.kl", include_str!("../../../kernels/math/fmod.kl")),
 ];
 
 /// The lowered library.
