@@ -75,8 +75,20 @@ pub fn default_executors() -> Vec<Box<dyn Executor>> {
     }
     // The GPU back end's code, run on the host: checks its translation without a GPU.
     #[cfg(feature = "gpu")]
-    execs.push(Box::new(kiln_runtime::llvm_host::LlvmHost::new()));
+    {
+        execs.push(Box::new(kiln_runtime::llvm_host::LlvmHost::new()));
+        // The GPU itself, where there is one.
+        match kiln_runtime::gpu::Gpu::new() {
+            Ok(gpu) => execs.push(Box::new(gpu)),
+            Err(e) => skip_note(&format!("GPU executor skipped: {e}")),
+        }
+    }
     execs
+}
+
+#[allow(clippy::print_stderr)]
+fn skip_note(why: &str) {
+    eprintln!("note: {why}");
 }
 
 #[allow(clippy::print_stderr)]

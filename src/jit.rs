@@ -66,6 +66,36 @@ impl Jit {
         Jit::with_executor(Arc::new(cpu()?), Threads::new(n).map_err(Error::Usage)?)
     }
 
+    /// The GPU (CUDA device `KILN_GPU_DEVICE`, default 0), through the same API: ufuncs and
+    /// reductions on host arrays move them to the device in chunks and back (reductions
+    /// there give the CPU's bits); [`Jit::gpu_device`] gives the device itself, for arrays
+    /// that stay there. Fails with a plain message where there is no NVIDIA driver or no
+    /// device. Needs the `gpu` feature.
+    ///
+    /// ```
+    /// match kiln::Jit::gpu() {
+    ///     Ok(jit) => assert_eq!(jit.backend(), "gpu"),
+    ///     // No driver, or no device: the error says which.
+    ///     Err(e) => assert!(e.to_string().contains("NVIDIA driver") || e.to_string().contains("device")),
+    /// }
+    /// ```
+    #[cfg(feature = "gpu")]
+    pub fn gpu() -> Result<Jit, Error> {
+        let gpu = kiln_runtime::gpu::Gpu::new().map_err(|e| Error::Usage(e.to_string()))?;
+        // One host thread feeds the device: chunks already overlap copies and kernels.
+        Jit::with_executor(Arc::new(gpu), Threads::new(1).map_err(Error::Usage)?)
+    }
+
+    /// The device behind a [`Jit::gpu`] (for [`kiln_runtime::gpu::DeviceArray`]s), or
+    /// `None` for other back ends.
+    #[cfg(feature = "gpu")]
+    pub fn gpu_device(&self) -> Option<kiln_runtime::gpu::Gpu> {
+        self.exec
+            .as_any()
+            .and_then(|a| a.downcast_ref::<kiln_runtime::gpu::Gpu>())
+            .cloned()
+    }
+
     /// Any executor (the reference interpreter, say) with a thread pool.
     pub fn with_executor(exec: Arc<dyn Executor>, threads: Threads) -> Result<Jit, Error> {
         Ok(Jit {

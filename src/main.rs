@@ -28,6 +28,8 @@ enum Backend {
     Cpu,
     /// The reference interpreter.
     Interp,
+    /// An NVIDIA GPU (needs a build with `--features gpu` and the NVIDIA driver).
+    Gpu,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -43,6 +45,11 @@ enum Stage {
     Clif,
     /// Disassembled machine code of the same.
     Asm,
+    /// LLVM IR of the GPU entry points, optimised (needs `--features gpu`).
+    Llvm,
+    /// PTX of the GPU entry points, for `KILN_GPU_ARCH` (default `sm_90`; needs
+    /// `--features gpu`, not a GPU).
+    Ptx,
 }
 
 #[derive(Subcommand)]
@@ -163,7 +170,7 @@ fn emit(
     };
     let Some(item_name) = item else {
         return match stage {
-            Stage::Clif | Stage::Asm => {
+            Stage::Clif | Stage::Asm | Stage::Llvm | Stage::Ptx => {
                 let mut out = String::new();
                 for (i, k) in module.kernels.iter().enumerate() {
                     if matches!(
@@ -209,7 +216,7 @@ fn emit(
         Error::Usage(format!("`{item_name}` has no specialisation for {targs:?}"))
     })?;
     match stage {
-        Stage::Clif | Stage::Asm => native(stage, module, id),
+        Stage::Clif | Stage::Asm | Stage::Llvm | Stage::Ptx => native(stage, module, id),
         _ => Ok(kiln_ir::write_kernel(module.kernel(id))),
     }
 }
@@ -217,6 +224,9 @@ fn emit(
 /// The Cranelift IR or machine code of kernel `id`'s native entry point: a ufunc's loop,
 /// a reduction's loop, or a `fn`'s scalar entry.
 fn native(stage: Stage, module: &kiln::Module, id: kiln::KernelId) -> Result<String, Error> {
+    if matches!(stage, Stage::Llvm | Stage::Ptx) {
+        return gpu_listing(stage, module, id);
+    }
     let cpu = kiln_cranelift::Cpu::new().map_err(|e| Error::Usage(e.to_string()))?;
     let k = module.kernel(id);
     let (shape, what) = match k.kind {
@@ -238,6 +248,55 @@ fn native(stage: Stage, module: &kiln::Module, id: kiln::KernelId) -> Result<Str
         cpu.target(),
         stage_name(stage)
     ))
+}
+
+/// The LLVM IR or PTX of kernel `id`'s GPU entry: a ufunc's map kernel, a reduction's
+/// kernels, or a `fn`'s one-thread call.
+#[cfg(feature = "gpu")]
+fn gpu_listing(stage: Stage, module: &kiln::Module, id: kiln::KernelId) -> Result<String, Error> {
+    use kiln_nvptx::{Arch, Entry};
+    let arch = match std::env::var("KILN_GPU_ARCH") {
+        Ok(a) => {
+            let digits = a.trim_start_matches("sm_");
+            let n: u32 = digits
+                .parse()
+                .map_err(|_| Error::Usage(format!("KILN_GPU_ARCH={a}: expected sm_XY")))?;
+            Arch::for_device(n / 10, n % 10)
+        }
+        Err(_) => Arch::NEWEST,
+    };
+    let k = module.kernel(id);
+    let (entry, what) = match k.kind {
+        KernelKind::Ufunc => (Entry::Map { kernel: id, uniform: 0 }, "ufunc kernel"),
+        KernelKind::Reduce => (
+            Entry::Reduce {
+                map: None,
+                combine: id,
+                width: kiln_nvptx::vector_width(&k.params),
+            },
+            "reduction kernels",
+        ),
+        _ => (Entry::Call { kernel: id }, "call kernel"),
+    };
+    let body = match stage {
+        Stage::Ptx => kiln_nvptx::compile(module, entry, arch).map(|p| p.text),
+        _ => kiln_nvptx::optimised_llvm(module, entry, arch),
+    }
+    .map_err(|e| Error::Usage(e.to_string()))?;
+    let lang = if matches!(stage, Stage::Ptx) { "PTX" } else { "LLVM IR" };
+    Ok(format!("// {what} `{}` ({arch}, {lang})\n{body}", k.name))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_listing(_: Stage, _: &kiln::Module, _: kiln::KernelId) -> Result<String, Error> {
+    Err(no_gpu_feature())
+}
+
+#[cfg(not(feature = "gpu"))]
+fn no_gpu_feature() -> Error {
+    Error::Usage(
+        "this `kiln` was built without the GPU back end: rebuild with `cargo build --release --features gpu` (needs LLVM 19: `apt-get install llvm-19-dev`)".into(),
+    )
 }
 
 fn stage_name(stage: Stage) -> &'static str {
@@ -295,6 +354,12 @@ fn real_main() -> Result<bool, Error> {
             let exec: Box<dyn Executor> = match backend {
                 Backend::Cpu => Box::new(cpu()?),
                 Backend::Interp => Box::new(Interpreter::new(fuel.unwrap_or(u64::MAX))),
+                #[cfg(feature = "gpu")]
+                Backend::Gpu => Box::new(
+                    kiln_runtime::gpu::Gpu::new().map_err(|e| Error::Usage(e.to_string()))?,
+                ),
+                #[cfg(not(feature = "gpu"))]
+                Backend::Gpu => return Err(no_gpu_feature()),
             };
             run_script(&name, &src, exec.as_ref())?;
             Ok(true)

@@ -122,12 +122,52 @@ macro_rules! dtypes {
             }
             /// A 1-d array of the scalars, which must all have type `dtype`.
             pub fn from_scalars(dtype: ScalarType, values: &[Scalar]) -> Option<DynArray> {
+                DynArray::from_scalars_shaped(dtype, &[values.len()], values)
+            }
+            /// An array of `shape` of the scalars (row-major), which must all have type
+            /// `dtype` and be as many as the shape holds.
+            pub fn from_scalars_shaped(
+                dtype: ScalarType,
+                shape: &[usize],
+                values: &[Scalar],
+            ) -> Option<DynArray> {
                 Some(match dtype {
                     $(ScalarType::$variant => DynArray::$variant(ArrayD::from_shape_vec(
-                        IxDyn(&[values.len()]),
+                        IxDyn(shape),
                         values.iter().map(|&s| <$t>::from_scalar(s)).collect::<Option<Vec<_>>>()?,
                     ).ok()?)),*
                 })
+            }
+            /// The elements' bytes in row-major order, little-endian, each element at its
+            /// own size (`bool` one byte): the layout of a contiguous array in memory.
+            pub fn to_le_bytes(&self) -> Vec<u8> {
+                let size = element_bytes(self.dtype());
+                let mut out = Vec::with_capacity(self.shape().iter().product::<usize>() * size);
+                match self {
+                    $(DynArray::$variant(a) => {
+                        for v in a.iter() {
+                            out.extend_from_slice(&v.to_scalar().to_bits().to_le_bytes()[..size]);
+                        }
+                    }),*
+                }
+                out
+            }
+            /// The array of `dtype` and `shape` whose [`DynArray::to_le_bytes`] are `bytes`;
+            /// `None` if the length does not match.
+            pub fn from_le_bytes(dtype: ScalarType, shape: &[usize], bytes: &[u8]) -> Option<DynArray> {
+                let size = element_bytes(dtype);
+                if bytes.len() != shape.iter().product::<usize>() * size {
+                    return None;
+                }
+                let values: Vec<Scalar> = bytes
+                    .chunks_exact(size)
+                    .map(|c| {
+                        let mut w = [0u8; 8];
+                        w[..size].copy_from_slice(c);
+                        Scalar::from_bits(dtype, u64::from_le_bytes(w))
+                    })
+                    .collect();
+                DynArray::from_scalars_shaped(dtype, shape, &values)
             }
         }
 
@@ -206,6 +246,14 @@ macro_rules! dtypes {
 }
 
 dtypes!(Bool bool, I32 i32, I64 i64, U32 u32, U64 u64, F32 f32, F64 f64);
+
+/// Bytes of one element of `dtype` in an array (`bool` is one byte).
+pub fn element_bytes(dtype: ScalarType) -> usize {
+    match dtype {
+        ScalarType::Bool => 1,
+        other => other.bits() as usize / 8,
+    }
+}
 
 /// An empty `Vec` with room for `n` elements whose memory Linux is asked to back with
 /// transparent huge pages (for `n` of 4 MiB and more), as Kiln's own outputs and NumPy's

@@ -13,6 +13,8 @@
 
 pub mod array;
 #[cfg(feature = "gpu")]
+pub mod gpu;
+#[cfg(feature = "gpu")]
 pub mod llvm_host;
 mod par;
 
@@ -88,6 +90,11 @@ pub trait Executor: Send + Sync {
         map: Option<KernelId>,
         combine: KernelId,
     ) -> Result<Box<dyn ReduceLoop + 'm>, RuntimeError>;
+
+    /// The executor as `Any`, for callers that need its concrete type (the GPU's device).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// The reference interpreter as an executor, with a fuel budget per call (per element in

@@ -78,10 +78,7 @@ pub(crate) fn internal(kernel: &str) -> RuntimeError {
     }
 }
 
-/// Bytes of an element of `ty` in arrays.
-pub(crate) fn elem_size(ty: ScalarType) -> usize {
-    kiln_nvptx::ll::mem_size(ty) as usize
-}
+pub(crate) use crate::array::element_bytes as elem_size;
 
 /// Byte strides to element strides (every array stride is a multiple of its element size).
 pub(crate) fn element_strides(strides: &[isize], types: &[ScalarType]) -> Vec<i64> {

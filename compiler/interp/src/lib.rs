@@ -37,6 +37,12 @@ pub enum ErrorKind {
     /// Calls nested deeper than [`MAX_CALL_DEPTH`].
     #[error("calls nested too deeply")]
     CallDepth,
+    /// The GPU ran out of memory.
+    #[error("out of GPU memory")]
+    OutOfDeviceMemory,
+    /// The GPU driver reported a failure (the device was lost or reset, say).
+    #[error("the GPU failed (CUDA driver error)")]
+    Device,
     /// A back end failed to compile the kernel: always a Kiln bug.
     #[error(
         "internal error: the back end could not compile this kernel (a Kiln bug; please report it)"
