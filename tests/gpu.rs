@@ -10,6 +10,7 @@
 //!    equal the CPU's results bit for bit; device arrays; element errors; the fast
 //!    device reduction within rounding of the CPU's.
 #![cfg(feature = "gpu")]
+#![allow(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -40,6 +41,7 @@ ufunc collatz(n0: u64) -> u64 {
 ufunc fmod_it(x: f32, y: f32) -> f32 { x % y }
 reduce add<T: num>(a: T, b: T) -> T identity 0 { a + b }
 reduce maxval(a: f64, b: f64) -> f64 identity -INF { max(a, b) }
+reduce last(a: i64, b: i64) -> i64 identity 0 { b + 0 * a }
 fn sq(x: f64) -> f64 { x * x }
 ";
 
@@ -275,4 +277,96 @@ fn gpu_device_arrays() {
         .reduce(&c.optimized, None, addi, Scalar::I64(0), &[&dk])
         .unwrap();
     assert_eq!(s, Scalar::I64((n as i64 - 1) * n as i64 / 2));
+}
+
+// ---- The host flavour on hand-written IR (edge cases the corpus may not reach).
+
+use kiln_interp::ErrorKind;
+use kiln_nvptx::host::{decode_error, HostCode};
+
+fn module(text: &str) -> kiln::Module {
+    let m = kiln::ir::parse_module(text).expect("IR text parses");
+    kiln::ir::verify(&m).expect("IR verifies");
+    m
+}
+
+const DIV: &str = "
+ufunc div(i32, i32) -> i32 {
+block0(v0: i32, v1: i32):
+    v2: i32 = div v0, v1  ; @3:7
+    return v2
+}
+";
+
+fn slot(s: Scalar) -> u64 {
+    s.to_bits()
+}
+
+#[test]
+fn integer_division_edges_on_the_host_flavour() {
+    let m = module(DIV);
+    let id = m.find("div").unwrap();
+    let code = HostCode::compile(&m, kiln_nvptx::Entry::Call { kernel: id }).unwrap();
+    let call = |a: i32, b: i32| {
+        let mut out = [0u64];
+        let st = code.call(&[slot(Scalar::I32(a)), slot(Scalar::I32(b))], &mut out);
+        (st, Scalar::from_bits(ScalarType::I32, out[0]))
+    };
+    assert_eq!(call(-7, 2), (0, Scalar::I32(-3)));
+    assert_eq!(call(i32::MIN, -1), (0, Scalar::I32(i32::MIN)));
+    let (st, _) = call(1, 0);
+    assert_eq!(st, 1);
+    assert_eq!(code.sites[0].kind, ErrorKind::DivisionByZero);
+    assert_eq!(code.sites[0].loc.map(|l| (l.line, l.col)), Some((3, 7)));
+}
+
+#[test]
+fn map_reports_the_first_failing_element() {
+    let m = module(DIV);
+    let id = m.find("div").unwrap();
+    let code = HostCode::compile(&m, kiln_nvptx::Entry::Map { kernel: id, uniform: 0 }).unwrap();
+    let a: Vec<i32> = (0..37).collect();
+    let mut b: Vec<i32> = vec![2; 37];
+    let mut out = vec![0i32; 37];
+    let ptrs = [a.as_ptr() as *mut u8, b.as_mut_ptr() as *mut u8, out.as_mut_ptr() as *mut u8];
+    let e = unsafe { code.map(3, &ptrs, &[1, 1, 1], 37) };
+    assert_eq!(decode_error(e), None);
+    assert_eq!(out, a.iter().map(|x| x / 2).collect::<Vec<_>>());
+    b[30] = 0;
+    b[11] = 0;
+    let e = unsafe { code.map(5, &ptrs, &[1, 1, 1], 37) };
+    assert_eq!(decode_error(e), Some((11, 1)));
+}
+
+
+#[test]
+fn host_flavour_reductions_over_several_blocks() {
+    let c = compiled();
+    let add = c.kernel("add", &[ScalarType::I64]).unwrap();
+    // `last` is associative but not commutative: each thread takes a contiguous range and
+    // the tree keeps index order, so the result is the last element.
+    let last = c.kernel("last", &[]).unwrap();
+    for (combine, width) in [(add, 2), (add, 1), (last, 2)] {
+        let code = HostCode::compile(&c.optimized, Entry::Reduce { map: None, combine, width }).unwrap();
+        for n in [0u64, 1, 7, 8, 1000, 5000, 70001] {
+            let xs: Vec<i64> = (0..n as i64).map(|i| i * 3 - 7).collect();
+            for (lanes, grid) in [(0, 3), (8, 1), (1, 1)] {
+                let mut acc = Scalar::I64(5).to_bits();
+                let ptrs = [xs.as_ptr() as *mut u8];
+                // SAFETY: one input of `n` i64s, stride 1.
+                let e = unsafe { code.reduce(&mut acc, lanes, grid, &ptrs, &[1], n) };
+                assert_eq!(decode_error(e), None);
+                let want = if combine == add {
+                    5 + xs.iter().sum::<i64>()
+                } else {
+                    xs.last().copied().unwrap_or(5)
+                };
+                assert_eq!(
+                    Scalar::from_bits(ScalarType::I64, acc),
+                    Scalar::I64(want),
+                    "n = {n}, lanes = {lanes}, grid = {grid}, width = {width}"
+                );
+            }
+        }
+    }
 }

@@ -190,6 +190,3 @@ pub fn optimised_llvm(m: &Module, entry: Entry, arch: Arch) -> Result<String, Ba
     optimise(&module, &tm)?;
     Ok(module.print_to_string().to_string())
 }
-
-#[cfg(test)]
-mod tests;
