@@ -86,6 +86,7 @@ pub fn default_executors() -> Vec<Box<dyn Executor>> {
     execs
 }
 
+#[cfg(feature = "gpu")]
 #[allow(clippy::print_stderr)]
 fn skip_note(why: &str) {
     eprintln!("note: {why}");

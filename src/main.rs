@@ -267,7 +267,13 @@ fn gpu_listing(stage: Stage, module: &kiln::Module, id: kiln::KernelId) -> Resul
     };
     let k = module.kernel(id);
     let (entry, what) = match k.kind {
-        KernelKind::Ufunc => (Entry::Map { kernel: id, uniform: 0 }, "ufunc kernel"),
+        KernelKind::Ufunc => (
+            Entry::Map {
+                kernel: id,
+                uniform: 0,
+            },
+            "ufunc kernel",
+        ),
         KernelKind::Reduce => (
             Entry::Reduce {
                 map: None,
@@ -283,7 +289,11 @@ fn gpu_listing(stage: Stage, module: &kiln::Module, id: kiln::KernelId) -> Resul
         _ => kiln_nvptx::optimised_llvm(module, entry, arch),
     }
     .map_err(|e| Error::Usage(e.to_string()))?;
-    let lang = if matches!(stage, Stage::Ptx) { "PTX" } else { "LLVM IR" };
+    let lang = if matches!(stage, Stage::Ptx) {
+        "PTX"
+    } else {
+        "LLVM IR"
+    };
     Ok(format!("// {what} `{}` ({arch}, {lang})\n{body}", k.name))
 }
 

@@ -28,9 +28,21 @@ fn float_remainder_is_exact_f64() {
         let x = f64::from_bits(splitmix(&mut s) >> 2);
         let shift = (i % 70) as u64;
         xs.push(x);
-        ys.push(f64::from_bits(x.to_bits().saturating_sub(shift << 52) ^ (i as u64 & 0xfff)));
+        ys.push(f64::from_bits(
+            x.to_bits().saturating_sub(shift << 52) ^ (i as u64 & 0xfff),
+        ));
     }
-    let specials = [0.0, -0.0, 1.0, -1.5, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 5e-324, f64::MAX];
+    let specials = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.5,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        5e-324,
+        f64::MAX,
+    ];
     for &a in &specials {
         for &b in &specials {
             xs.push(a);
@@ -41,7 +53,11 @@ fn float_remainder_is_exact_f64() {
         .unwrap()
         .compile("rem", "ufunc r(x: f64, y: f64) -> f64 { x % y }")
         .unwrap();
-    let r = m.ufunc("r").unwrap().typed::<f64>(&[kiln::ScalarType::F64; 2]).unwrap();
+    let r = m
+        .ufunc("r")
+        .unwrap()
+        .typed::<f64>(&[kiln::ScalarType::F64; 2])
+        .unwrap();
     let x = ArrayD::from_shape_vec(vec![xs.len()], xs.clone()).unwrap();
     let y = ArrayD::from_shape_vec(vec![ys.len()], ys.clone()).unwrap();
     let got = r.call(&[(&x).into(), (&y).into()]).unwrap();
@@ -68,7 +84,11 @@ fn float_remainder_is_exact_f32() {
         .unwrap()
         .compile("rem", "ufunc r(x: f32, y: f32) -> f32 { x % y }")
         .unwrap();
-    let r = m.ufunc("r").unwrap().typed::<f32>(&[kiln::ScalarType::F32; 2]).unwrap();
+    let r = m
+        .ufunc("r")
+        .unwrap()
+        .typed::<f32>(&[kiln::ScalarType::F32; 2])
+        .unwrap();
     let x = ArrayD::from_shape_vec(vec![xs.len()], xs.clone()).unwrap();
     let y = ArrayD::from_shape_vec(vec![ys.len()], ys.clone()).unwrap();
     let got = r.call(&[(&x).into(), (&y).into()]).unwrap();

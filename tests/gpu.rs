@@ -76,12 +76,22 @@ fn all_ptx() -> Vec<(String, String)> {
         let id = kiln::KernelId::new(i);
         let entries: Vec<Entry> = match k.kind {
             kiln::ir::KernelKind::Ufunc => vec![
-                Entry::Map { kernel: id, uniform: 0 },
-                Entry::Map { kernel: id, uniform: 1 },
+                Entry::Map {
+                    kernel: id,
+                    uniform: 0,
+                },
+                Entry::Map {
+                    kernel: id,
+                    uniform: 1,
+                },
                 Entry::Call { kernel: id },
             ],
             kiln::ir::KernelKind::Reduce => vec![
-                Entry::Reduce { map: None, combine: id, width: 1 },
+                Entry::Reduce {
+                    map: None,
+                    combine: id,
+                    width: 1,
+                },
                 Entry::Reduce {
                     map: None,
                     combine: id,
@@ -102,7 +112,13 @@ fn all_ptx() -> Vec<(String, String)> {
 fn ptx_has_the_expected_shape() {
     let c = compiled();
     let axpy32 = c.kernel("axpy", &[ScalarType::F32]).unwrap();
-    let p = ptx(&c, Entry::Map { kernel: axpy32, uniform: 0 });
+    let p = ptx(
+        &c,
+        Entry::Map {
+            kernel: axpy32,
+            uniform: 0,
+        },
+    );
     assert!(p.contains(".target sm_90"), "{p}");
     assert!(p.contains(".visible .entry kiln_map("), "{p}");
     // 16-byte accesses for f32 (4 lanes), and IEEE operations that ptxas may not fuse.
@@ -112,7 +128,13 @@ fn ptx_has_the_expected_shape() {
     assert!(!p.contains("fma"), "no contraction by default: {p}");
 
     let axpy64 = c.kernel("axpy", &[ScalarType::F64]).unwrap();
-    let p = ptx(&c, Entry::Map { kernel: axpy64, uniform: 1 });
+    let p = ptx(
+        &c,
+        Entry::Map {
+            kernel: axpy64,
+            uniform: 1,
+        },
+    );
     assert!(p.contains("ld.global.v2.f64"), "{p}");
 
     // Fast math contracts in Kiln's IR, and the GPU gets the fma.
@@ -123,19 +145,42 @@ fn ptx_has_the_expected_shape() {
         .unwrap();
     let fc = fast.compiled();
     let id = fc.kernel("axpy", &[ScalarType::F64]).unwrap();
-    let p = kiln_nvptx::compile(&fc.optimized, Entry::Map { kernel: id, uniform: 0 }, Arch::NEWEST)
-        .unwrap()
-        .text;
+    let p = kiln_nvptx::compile(
+        &fc.optimized,
+        Entry::Map {
+            kernel: id,
+            uniform: 0,
+        },
+        Arch::NEWEST,
+    )
+    .unwrap()
+    .text;
     assert!(p.contains("fma.rn.f64"), "{p}");
 
     let add = c.kernel("add", &[ScalarType::F64]).unwrap();
-    let p = ptx(&c, Entry::Reduce { map: None, combine: add, width: 2 });
+    let p = ptx(
+        &c,
+        Entry::Reduce {
+            map: None,
+            combine: add,
+            width: 2,
+        },
+    );
     assert!(p.contains(".entry kiln_reduce(") && p.contains(".entry kiln_reduce_final("));
     assert!(p.contains("bar.sync"), "the block tree synchronises: {p}");
-    assert!(p.contains(".shared"), "the block tree lives in shared memory: {p}");
+    assert!(
+        p.contains(".shared"),
+        "the block tree lives in shared memory: {p}"
+    );
     // Errors are reported with an atomic minimum on the error word.
     let div = c.kernel("safe_div", &[]).unwrap();
-    let p = ptx(&c, Entry::Map { kernel: div, uniform: 0 });
+    let p = ptx(
+        &c,
+        Entry::Map {
+            kernel: div,
+            uniform: 0,
+        },
+    );
     assert!(p.contains("atom.global.min.u64"), "{p}");
 }
 
@@ -216,10 +261,19 @@ fn gpu_ufuncs_and_reductions_equal_the_cpu() {
         assert!(same(&a[0].to_scalars(), &b[0].to_scalars()), "{name}");
     }
     let s = x.mapv(|v| 80.0 + v.abs());
-    let bs_args = [(&s).into(), 100.0.into(), 1.5.into(), 0.03.into(), 0.25.into()];
+    let bs_args = [
+        (&s).into(),
+        100.0.into(),
+        1.5.into(),
+        0.03.into(),
+        0.25.into(),
+    ];
     let a = cpu.ufunc("bs").unwrap().call(&bs_args).unwrap();
     let b = gm.ufunc("bs").unwrap().call(&bs_args).unwrap();
-    assert!(same(&a[0].to_scalars(), &b[0].to_scalars()), "Black-Scholes");
+    assert!(
+        same(&a[0].to_scalars(), &b[0].to_scalars()),
+        "Black-Scholes"
+    );
     // Host-array reductions run in the CPU's order: equal bits.
     for r in ["add", "maxval"] {
         let a = cpu.reduction(r).unwrap().reduce(&x).unwrap();
@@ -257,7 +311,11 @@ fn gpu_device_arrays() {
         .map(
             &c.optimized,
             axpy,
-            &[DeviceArg::Scalar(Scalar::F64(2.0)), DeviceArg::Array(&dx), DeviceArg::Array(&dx)],
+            &[
+                DeviceArg::Scalar(Scalar::F64(2.0)),
+                DeviceArg::Array(&dx),
+                DeviceArg::Array(&dx),
+            ],
         )
         .unwrap();
     let host = out[0].to_host().unwrap().into_typed::<f64>().unwrap();
@@ -267,7 +325,9 @@ fn gpu_device_arrays() {
         .reduce(&c.optimized, None, add, Scalar::F64(0.0), &[&dx])
         .unwrap();
     let exact = x.iter().sum::<f64>();
-    let Scalar::F64(t) = total else { panic!("{total:?}") };
+    let Scalar::F64(t) = total else {
+        panic!("{total:?}")
+    };
     assert!((t - exact).abs() <= 1e-12 * exact, "{t} vs {exact}");
     // Integer sums are exact in any order.
     let k = ArrayD::from_shape_vec(vec![n], (0..n as i64).collect()).unwrap();
@@ -324,11 +384,22 @@ fn integer_division_edges_on_the_host_flavour() {
 fn map_reports_the_first_failing_element() {
     let m = module(DIV);
     let id = m.find("div").unwrap();
-    let code = HostCode::compile(&m, kiln_nvptx::Entry::Map { kernel: id, uniform: 0 }).unwrap();
+    let code = HostCode::compile(
+        &m,
+        kiln_nvptx::Entry::Map {
+            kernel: id,
+            uniform: 0,
+        },
+    )
+    .unwrap();
     let a: Vec<i32> = (0..37).collect();
     let mut b: Vec<i32> = vec![2; 37];
     let mut out = vec![0i32; 37];
-    let ptrs = [a.as_ptr() as *mut u8, b.as_mut_ptr() as *mut u8, out.as_mut_ptr() as *mut u8];
+    let ptrs = [
+        a.as_ptr() as *mut u8,
+        b.as_mut_ptr() as *mut u8,
+        out.as_mut_ptr() as *mut u8,
+    ];
     let e = unsafe { code.map(3, &ptrs, &[1, 1, 1], 37) };
     assert_eq!(decode_error(e), None);
     assert_eq!(out, a.iter().map(|x| x / 2).collect::<Vec<_>>());
@@ -338,7 +409,6 @@ fn map_reports_the_first_failing_element() {
     assert_eq!(decode_error(e), Some((11, 1)));
 }
 
-
 #[test]
 fn host_flavour_reductions_over_several_blocks() {
     let c = compiled();
@@ -347,7 +417,15 @@ fn host_flavour_reductions_over_several_blocks() {
     // the tree keeps index order, so the result is the last element.
     let last = c.kernel("last", &[]).unwrap();
     for (combine, width) in [(add, 2), (add, 1), (last, 2)] {
-        let code = HostCode::compile(&c.optimized, Entry::Reduce { map: None, combine, width }).unwrap();
+        let code = HostCode::compile(
+            &c.optimized,
+            Entry::Reduce {
+                map: None,
+                combine,
+                width,
+            },
+        )
+        .unwrap();
         for n in [0u64, 1, 7, 8, 1000, 5000, 70001] {
             let xs: Vec<i64> = (0..n as i64).map(|i| i * 3 - 7).collect();
             for (lanes, grid) in [(0, 3), (8, 1), (1, 1)] {

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr,
-    DriverError, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, DriverError,
+    LaunchConfig, PushKernelArg,
 };
 use kiln_interp::{ErrorKind, RuntimeError};
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
@@ -174,7 +174,10 @@ impl Gpu {
         unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver_version) }
             .result()
             .map_err(driver)?;
-        let streams = [ctx.new_stream().map_err(driver)?, ctx.new_stream().map_err(driver)?];
+        let streams = [
+            ctx.new_stream().map_err(driver)?,
+            ctx.new_stream().map_err(driver)?,
+        ];
         let chunk = std::env::var("KILN_GPU_CHUNK")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -217,7 +220,13 @@ impl Gpu {
             self.inner.arch.minor as u64,
             self.inner.driver_version as u64,
         ]);
-        if let Some(l) = self.inner.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(l) = self
+            .inner
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(l.clone());
         }
         let (ptx, sites, width) = match disk_cache::load(&key) {
@@ -297,7 +306,12 @@ impl Gpu {
 
     /// Applies ufunc kernel `id` of `m` (verified, optimised) to device arrays of one shape
     /// and scalars (broadcast); returns one new device array per result.
-    pub fn map(&self, m: &Module, id: KernelId, args: &[DeviceArg]) -> Result<Vec<DeviceArray>, GpuError> {
+    pub fn map(
+        &self,
+        m: &Module,
+        id: KernelId,
+        args: &[DeviceArg],
+    ) -> Result<Vec<DeviceArray>, GpuError> {
         let k = m.kernel(id);
         if args.len() != k.params.len() {
             return Err(GpuError::Usage(format!(
@@ -346,7 +360,13 @@ impl Gpu {
         if n == 0 {
             return Ok(outs);
         }
-        let loaded = self.load(m, Entry::Map { kernel: id, uniform })?;
+        let loaded = self.load(
+            m,
+            Entry::Map {
+                kernel: id,
+                uniform,
+            },
+        )?;
         let stream = &self.inner.streams[0];
         let _busy = self.inner.busy.lock().unwrap_or_else(|p| p.into_inner());
         // Scalars travel as one-element buffers read once (stride 0).
@@ -354,7 +374,9 @@ impl Gpu {
         for a in args {
             if let DeviceArg::Scalar(s) = a {
                 let mut b = self.alloc(stream, 8)?;
-                stream.memcpy_htod(&s.to_bits().to_le_bytes(), &mut b).map_err(driver)?;
+                stream
+                    .memcpy_htod(&s.to_bits().to_le_bytes(), &mut b)
+                    .map_err(driver)?;
                 scalars.push(b);
             }
         }
@@ -412,7 +434,14 @@ impl Gpu {
         let n = inputs.first().map_or(0, |d| d.len());
         let width = kiln_nvptx::vector_width(&types);
         let named = &m.kernel(map.unwrap_or(combine)).name;
-        let loaded = self.load(m, Entry::Reduce { map, combine, width })?;
+        let loaded = self.load(
+            m,
+            Entry::Reduce {
+                map,
+                combine,
+                width,
+            },
+        )?;
         let stream = &self.inner.streams[0];
         let _busy = self.inner.busy.lock().unwrap_or_else(|p| p.into_inner());
         let ptrs: Vec<u64> = inputs.iter().map(|d| raw(&d.buf, stream)).collect();
@@ -421,7 +450,8 @@ impl Gpu {
         // result does not depend on the device.
         let per_block = (BLOCK as usize) * width as usize * 8;
         let grid = n.div_ceil(per_block).clamp(1, 1024);
-        let (value, word) = self.launch_reduce(&loaded, stream, acc, 0, grid, &ptrs, &strides, n)?;
+        let (value, word) =
+            self.launch_reduce(&loaded, stream, acc, 0, grid, &ptrs, &strides, n)?;
         check_word(&loaded, word, named)?;
         Ok(value)
     }
@@ -552,7 +582,8 @@ impl Gpu {
                 let elems = if varying(j) { chunk } else { 1 };
                 dev.push(self.alloc(stream, elems * s)?);
                 // SAFETY: plain bytes, written before they are read.
-                pinned.push(unsafe { self.inner.ctx.alloc_pinned::<u8>(elems * s) }.map_err(driver)?);
+                pinned
+                    .push(unsafe { self.inner.ctx.alloc_pinned::<u8>(elems * s) }.map_err(driver)?);
             }
             let _ = stream;
             lanes.push(Lane {
@@ -562,25 +593,26 @@ impl Gpu {
             });
         }
         // Finishes the chunk in flight on lane `l`: waits, unpacks outputs, reads errors.
-        let finish = |lane: &mut Lane, stream: &Arc<CudaStream>| -> Result<Option<(usize, u32)>, GpuError> {
-            let Some((start, len, err)) = lane.pending.take() else {
-                return Ok(None);
-            };
-            stream.synchronize().map_err(driver)?;
-            for j in inputs..types.len() {
-                let src = lane.pinned[j].as_slice().map_err(driver)?;
-                let s = sizes[j];
-                for i in 0..len {
-                    // SAFETY: output `j` element `start + i` is inside the caller's array.
-                    unsafe {
-                        let dst = ptrs[j].offset((start + i) as isize * strides[j]);
-                        std::ptr::copy_nonoverlapping(src.as_ptr().add(i * s), dst, s);
+        let finish =
+            |lane: &mut Lane, stream: &Arc<CudaStream>| -> Result<Option<(usize, u32)>, GpuError> {
+                let Some((start, len, err)) = lane.pending.take() else {
+                    return Ok(None);
+                };
+                stream.synchronize().map_err(driver)?;
+                for j in inputs..types.len() {
+                    let src = lane.pinned[j].as_slice().map_err(driver)?;
+                    let s = sizes[j];
+                    for i in 0..len {
+                        // SAFETY: output `j` element `start + i` is inside the caller's array.
+                        unsafe {
+                            let dst = ptrs[j].offset((start + i) as isize * strides[j]);
+                            std::ptr::copy_nonoverlapping(src.as_ptr().add(i * s), dst, s);
+                        }
                     }
                 }
-            }
-            let word = stream.clone_dtoh(&err).map_err(driver)?[0];
-            Ok(decode_error(word).map(|(i, st)| (start + i as usize, st)))
-        };
+                let word = stream.clone_dtoh(&err).map_err(driver)?[0];
+                Ok(decode_error(word).map(|(i, st)| (start + i as usize, st)))
+            };
         let mut first_error: Option<(usize, u32)> = None;
         let mut start = 0;
         let mut c = 0;
@@ -733,8 +765,15 @@ impl InnerLoop for GpuMap<'_> {
         }
         // SAFETY: the caller's contract.
         let r = unsafe {
-            self.gpu
-                .map_host(&self.loaded, &self.types, self.inputs, self.uniform, n, ptrs, strides)
+            self.gpu.map_host(
+                &self.loaded,
+                &self.types,
+                self.inputs,
+                self.uniform,
+                n,
+                ptrs,
+                strides,
+            )
         };
         match r {
             Ok(None) => Ok(()),
@@ -792,7 +831,9 @@ impl ReduceLoop for GpuReduce<'_> {
         match run() {
             Ok((v, word)) => match decode_error(word) {
                 None => Ok(v),
-                Some((i, st)) => Err((i as usize, site_error(&self.loaded.sites, st, &self.kernel))),
+                Some((i, st)) => {
+                    Err((i as usize, site_error(&self.loaded.sites, st, &self.kernel)))
+                }
             },
             Err(e) => Err((0, e.runtime(&self.kernel))),
         }
@@ -862,7 +903,13 @@ impl Executor for Gpu {
     ) -> Result<Arc<dyn InnerLoop + 'm>, RuntimeError> {
         let k = m.kernel(id);
         let loaded = self
-            .load(m, Entry::Map { kernel: id, uniform })
+            .load(
+                m,
+                Entry::Map {
+                    kernel: id,
+                    uniform,
+                },
+            )
             .map_err(|e| e.runtime(&k.name))?;
         Ok(Arc::new(GpuMap {
             gpu: self,
@@ -882,7 +929,14 @@ impl Executor for Gpu {
     ) -> Result<Box<dyn ReduceLoop + 'm>, RuntimeError> {
         let named = map.unwrap_or(combine);
         let loaded = self
-            .load(m, Entry::Reduce { map, combine, width: 1 })
+            .load(
+                m,
+                Entry::Reduce {
+                    map,
+                    combine,
+                    width: 1,
+                },
+            )
             .map_err(|e| e.runtime(&m.kernel(named).name))?;
         let types = match map {
             Some(f) => m.kernel(f).params.clone(),
@@ -984,7 +1038,9 @@ mod disk_cache {
         let text = format!("{ptx}{TRAILER} {width} {}\n", trailer.join(" "));
         // Write then rename, so a concurrent reader never sees half a file.
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let ok = path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+        let ok = path
+            .parent()
+            .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
             && std::fs::write(&tmp, text).is_ok()
             && std::fs::rename(&tmp, &path).is_ok();
         if !ok {
@@ -1001,7 +1057,11 @@ mod disk_cache {
             for s in [
                 Site {
                     kind: ErrorKind::DivisionByZero,
-                    loc: Some(kiln_ir::SourceLoc { line: 3, col: 9, len: 5 }),
+                    loc: Some(kiln_ir::SourceLoc {
+                        line: 3,
+                        col: 9,
+                        len: 5,
+                    }),
                 },
                 Site {
                     kind: ErrorKind::AssertionFailed,

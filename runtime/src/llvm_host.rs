@@ -108,9 +108,19 @@ impl LlvmHost {
         LlvmHost::default()
     }
 
-    fn compile(&self, m: &Module, entry: Entry, kernel: KernelId) -> Result<Arc<HostCode>, RuntimeError> {
+    fn compile(
+        &self,
+        m: &Module,
+        entry: Entry,
+        kernel: KernelId,
+    ) -> Result<Arc<HostCode>, RuntimeError> {
         let key = entry_key(m, entry);
-        if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(c) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(c.clone());
         }
         let code = HostCode::compile(m, entry).map_err(|_| internal(&m.kernel(kernel).name))?;
@@ -141,7 +151,10 @@ impl InnerLoop for HostMap {
         let word = unsafe { self.code.map(3, ptrs, &strides, n as u64) };
         match decode_error(word) {
             None => Ok(()),
-            Some((i, status)) => Err((i as usize, site_error(&self.code.sites, status, &self.kernel))),
+            Some((i, status)) => Err((
+                i as usize,
+                site_error(&self.code.sites, status, &self.kernel),
+            )),
         }
     }
 }
@@ -166,10 +179,16 @@ impl ReduceLoop for HostReduce<'_> {
         let mut slot = acc.to_bits();
         let lanes = exact_lanes(self.m, self.combine, n);
         // SAFETY: the caller's contract is the entry's.
-        let word = unsafe { self.code.reduce(&mut slot, lanes, 1, ptrs, &strides, n as u64) };
+        let word = unsafe {
+            self.code
+                .reduce(&mut slot, lanes, 1, ptrs, &strides, n as u64)
+        };
         match decode_error(word) {
             None => Ok(Scalar::from_bits(acc.ty(), slot)),
-            Some((i, status)) => Err((i as usize, site_error(&self.code.sites, status, &self.kernel))),
+            Some((i, status)) => Err((
+                i as usize,
+                site_error(&self.code.sites, status, &self.kernel),
+            )),
         }
     }
 }
@@ -217,7 +236,10 @@ impl Executor for LlvmHost {
         unsafe { map.run(n, &ptrs, &strides) }.map_err(|(_, e)| e)?;
         for (j, &t) in k.results.iter().enumerate() {
             let buf = &bufs[k.params.len() + j];
-            if buf.iter().any(|&w| !Scalar::from_bits(t, w).same(results[j])) {
+            if buf
+                .iter()
+                .any(|&w| !Scalar::from_bits(t, w).same(results[j]))
+            {
                 return Err(internal(&k.name));
             }
         }
@@ -231,7 +253,14 @@ impl Executor for LlvmHost {
         uniform: u64,
     ) -> Result<Arc<dyn InnerLoop + 'm>, RuntimeError> {
         let k = m.kernel(id);
-        let code = self.compile(m, Entry::Map { kernel: id, uniform }, id)?;
+        let code = self.compile(
+            m,
+            Entry::Map {
+                kernel: id,
+                uniform,
+            },
+            id,
+        )?;
         Ok(Arc::new(HostMap {
             code,
             types: k.params.iter().chain(&k.results).copied().collect(),

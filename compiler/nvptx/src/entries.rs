@@ -130,7 +130,10 @@ impl Text {
     /// `&p[i]` for elements of `ty`.
     fn gep(&mut self, ty: ScalarType, p: &str, i: &str) -> String {
         let a = self.fresh("%a");
-        self.l(format!("{a} = getelementptr {}, ptr {p}, i64 {i}", mem_ty(ty)));
+        self.l(format!(
+            "{a} = getelementptr {}, ptr {p}, i64 {i}",
+            mem_ty(ty)
+        ));
         a
     }
     /// Records failure `status` (i32) of element `index` and returns from the function.
@@ -251,7 +254,11 @@ fn preamble(t: &mut Text, ops: &Operands, width: u32) -> Vec<Option<String>> {
     for (j, &ty) in ops.types[..ops.inputs].iter().enumerate() {
         uniform.push((!ops.varying(j)).then(|| t.load(ty, &format!("%p{j}"))));
     }
-    let mut vok = if width > 1 { "true".to_string() } else { "false".to_string() };
+    let mut vok = if width > 1 {
+        "true".to_string()
+    } else {
+        "false".to_string()
+    };
     if width > 1 {
         for (j, &ty) in ops.types.iter().enumerate() {
             if !ops.varying(j) {
@@ -339,7 +346,9 @@ fn group_loop(
         for (e, lane) in outs.iter().enumerate() {
             let m = t.to_mem(ty, &lane[o]);
             let v = t.fresh("%vs");
-            t.l(format!("{v} = insertelement <{w} x {mt}> {acc}, {mt} {m}, i64 {e}"));
+            t.l(format!(
+                "{v} = insertelement <{w} x {mt}> {acc}, {mt} {m}, i64 {e}"
+            ));
             acc = v;
         }
         let align = (width * mem_size(ty)).min(16);
@@ -426,7 +435,12 @@ pub struct EntryText {
 }
 
 /// Builds the LLVM module text for `entry`.
-pub fn emit(m: &Module, entry: Entry, flavor: Flavor, unit: &mut Unit) -> Result<EntryText, BackendError> {
+pub fn emit(
+    m: &Module,
+    entry: Entry,
+    flavor: Flavor,
+    unit: &mut Unit,
+) -> Result<EntryText, BackendError> {
     let mut t = Text {
         out: String::new(),
         n: 0,
@@ -480,7 +494,10 @@ fn kernel_annotations(t: &mut Text, names: &[&str]) {
 /// `kiln_call`: arguments and results in 8-byte slots, as the CPU's scalar entry.
 fn call_entry(t: &mut Text, m: &Module, unit: &mut Unit, kernel: KernelId, flavor: Flavor) {
     let k = m.kernel(kernel);
-    let _ = writeln!(t.out, "define internal i32 @call_body(ptr %args, ptr %results) alwaysinline {{");
+    let _ = writeln!(
+        t.out,
+        "define internal i32 @call_body(ptr %args, ptr %results) alwaysinline {{"
+    );
     t.label("entry");
     let mut args = Vec::new();
     for (j, &ty) in k.params.iter().enumerate() {
@@ -540,7 +557,12 @@ fn call_entry(t: &mut Text, m: &Module, unit: &mut Unit, kernel: KernelId, flavo
 
 /// Emits the global thread index `%tid` and the grid size `%grid` (NVPTX).
 fn thread_index(t: &mut Text) {
-    for (v, s) in [("%t32", "tid.x"), ("%b32", "ctaid.x"), ("%bd32", "ntid.x"), ("%g32", "nctaid.x")] {
+    for (v, s) in [
+        ("%t32", "tid.x"),
+        ("%b32", "ctaid.x"),
+        ("%bd32", "ntid.x"),
+        ("%g32", "nctaid.x"),
+    ] {
         t.l(format!("{v} = call i32 @llvm.nvvm.read.ptx.sreg.{s}()"));
     }
     t.l("%t = zext i32 %t32 to i64");
@@ -584,7 +606,8 @@ fn map_entry(
     t.out.push_str("}\n\n");
     match flavor {
         Flavor::Host => {
-            t.out.push_str("define void @host_map(i64 %tid, i64 %nth, ptr %a) {\nentry:\n");
+            t.out
+                .push_str("define void @host_map(i64 %tid, i64 %nth, ptr %a) {\nentry:\n");
             unpack_operands(t, count);
             t.l(format!(
                 "call void @map_thread(i64 %tid, i64 %nth, {})",
@@ -774,7 +797,10 @@ fn reduce_entries(
             let _ = writeln!(t.out, "define void @host_reduce_thread(i64 %tid, i64 %nth, ptr %a, ptr %accp, ptr %okp) {{");
             t.label("entry");
             unpack_operands(t, count);
-            t.l(format!("call void @reduce_thread(i64 %tid, i64 %nth, {}, ptr %accp, ptr %okp)", operand_args(count)));
+            t.l(format!(
+                "call void @reduce_thread(i64 %tid, i64 %nth, {}, ptr %accp, ptr %okp)",
+                operand_args(count)
+            ));
             t.l("ret void");
             t.out.push_str("}\n");
             t.out.push_str("define void @host_tree_step(i64 %t, i64 %s, i64 %bsize, ptr %vals, ptr %oks, ptr %err) {\nentry:\n  call void @tree_step(i64 %t, i64 %s, i64 %bsize, ptr %vals, ptr %oks, ptr %err)\n  ret void\n}\n");
@@ -783,8 +809,14 @@ fn reduce_entries(
         }
         Flavor::Nvptx => {
             let align = mem_size(ty).max(1);
-            let _ = writeln!(t.out, "@sh_vals = internal addrspace(3) global [{BLOCK} x {mt}] poison, align {align}");
-            let _ = writeln!(t.out, "@sh_oks = internal addrspace(3) global [{BLOCK} x i8] poison\n");
+            let _ = writeln!(
+                t.out,
+                "@sh_vals = internal addrspace(3) global [{BLOCK} x {mt}] poison, align {align}"
+            );
+            let _ = writeln!(
+                t.out,
+                "@sh_oks = internal addrspace(3) global [{BLOCK} x i8] poison\n"
+            );
             // The block tree over shared memory, then thread 0 has the block's result.
             let tree = |t: &mut Text| {
                 t.l("%shv = addrspacecast ptr addrspace(3) @sh_vals to ptr");
@@ -804,7 +836,11 @@ fn reduce_entries(
                 t.l("call void @llvm.nvvm.barrier0()");
                 t.l("%lead = icmp eq i64 %t, 0");
             };
-            let _ = writeln!(t.out, "define void @kiln_reduce({}, i64 %lanes, ptr %pvals, ptr %poks) {{", operand_params(count));
+            let _ = writeln!(
+                t.out,
+                "define void @kiln_reduce({}, i64 %lanes, ptr %pvals, ptr %poks) {{",
+                operand_params(count)
+            );
             t.label("entry");
             thread_index(t);
             t.l(format!("%accp = alloca {mt}"));
@@ -815,7 +851,10 @@ fn reduce_entries(
             t.l("%active = icmp ult i64 %tid, %nth");
             t.l("br i1 %active, label %work, label %tree");
             t.label("work");
-            t.l(format!("call void @reduce_thread(i64 %tid, i64 %nth, {}, ptr %accp, ptr %okp)", operand_args(count)));
+            t.l(format!(
+                "call void @reduce_thread(i64 %tid, i64 %nth, {}, ptr %accp, ptr %okp)",
+                operand_args(count)
+            ));
             t.l("br label %tree");
             t.label("tree");
             tree(t);

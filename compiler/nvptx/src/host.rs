@@ -14,7 +14,7 @@ use std::mem::ManuallyDrop;
 use inkwell::context::Context;
 use inkwell::execution_engine::ExecutionEngine;
 use inkwell::module::Module as LlvmModule;
-use inkwell::targets::{InitializationConfig, RelocMode, CodeModel, Target, TargetMachine};
+use inkwell::targets::{CodeModel, InitializationConfig, RelocMode, Target, TargetMachine};
 use inkwell::OptimizationLevel;
 use kiln_ir::{KernelId, Module, ScalarType};
 
@@ -26,7 +26,8 @@ type CallFn = unsafe extern "C" fn(*const u64, *mut u64) -> i32;
 type MapFn = unsafe extern "C" fn(u64, u64, *const u64);
 type ReduceThreadFn = unsafe extern "C" fn(u64, u64, *const u64, *mut u8, *mut u8);
 type TreeStepFn = unsafe extern "C" fn(u64, u64, u64, *mut u8, *mut u8, *mut u64);
-type FoldPartialsFn = unsafe extern "C" fn(u64, u64, *mut u8, *mut u8, u64, *mut u64, *mut u8, *mut u8);
+type FoldPartialsFn =
+    unsafe extern "C" fn(u64, u64, *mut u8, *mut u8, u64, *mut u64, *mut u8, *mut u8);
 type FinishFn = unsafe extern "C" fn(*mut u8, *mut u8, *mut u8, *mut u64);
 
 /// One entry compiled for the host.
@@ -175,7 +176,14 @@ impl HostCode {
             let mut s = 1;
             while s < block {
                 for t in 0..block {
-                    step(t, s, block, vals.as_mut_ptr().cast(), oks.as_mut_ptr(), err_ptr);
+                    step(
+                        t,
+                        s,
+                        block,
+                        vals.as_mut_ptr().cast(),
+                        oks.as_mut_ptr(),
+                        err_ptr,
+                    );
                 }
                 s *= 2;
             }
@@ -189,7 +197,13 @@ impl HostCode {
                 let gtid = b * block + t;
                 if gtid < nth {
                     let v = vals.as_mut_ptr().cast::<u8>().add(t as usize * size);
-                    thread(gtid, nth, slots.as_ptr(), v, oks.as_mut_ptr().add(t as usize));
+                    thread(
+                        gtid,
+                        nth,
+                        slots.as_ptr(),
+                        v,
+                        oks.as_mut_ptr().add(t as usize),
+                    );
                 }
             }
             tree(&mut vals, &mut oks);

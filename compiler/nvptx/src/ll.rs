@@ -153,7 +153,9 @@ impl Unit {
         u32::try_from(n)
             .ok()
             .filter(|&n| n < 1 << 16)
-            .ok_or_else(|| BackendError("more than 65535 places that can fail in one kernel".into()))
+            .ok_or_else(|| {
+                BackendError("more than 65535 places that can fail in one kernel".into())
+            })
     }
 
     /// Calls `@name(args)` of a unary float intrinsic `llvm.NAME.fXX`, declaring it.
@@ -366,7 +368,10 @@ impl<'u, 'm> FnEmitter<'u, 'm> {
                 let f = self.unit.float_intrinsic("fma", ty, 3);
                 let t = reg_ty(ty);
                 let (a, b, c) = (self.op(a), self.op(b), self.op(c));
-                self.line(format!("{} = call {t} {f}({t} {a}, {t} {b}, {t} {c})", res(0)));
+                self.line(format!(
+                    "{} = call {t} {f}({t} {a}, {t} {b}, {t} {c})",
+                    res(0)
+                ));
             }
             &InstKind::Select(c, a, b) => {
                 let t = reg_ty(self.ty(a));
