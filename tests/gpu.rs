@@ -254,12 +254,10 @@ fn gpu_ufuncs_and_reductions_equal_the_cpu() {
     let n = 100_003;
     let x = Array1::from_iter((0..n).map(|i| (i as f64 - 5e4) * 1e-3));
     let y = Array1::from_iter((0..n).map(|i| (i as f64).sin()));
-    for name in ["axpy"] {
-        let args = [2.5.into(), (&x).into(), (&y).into()];
-        let a = cpu.ufunc(name).unwrap().call(&args).unwrap();
-        let b = gm.ufunc(name).unwrap().call(&args).unwrap();
-        assert!(same(&a[0].to_scalars(), &b[0].to_scalars()), "{name}");
-    }
+    let args = [2.5.into(), (&x).into(), (&y).into()];
+    let a = cpu.ufunc("axpy").unwrap().call(&args).unwrap();
+    let b = gm.ufunc("axpy").unwrap().call(&args).unwrap();
+    assert!(same(&a[0].to_scalars(), &b[0].to_scalars()), "axpy");
     let s = x.mapv(|v| 80.0 + v.abs());
     let bs_args = [
         (&s).into(),

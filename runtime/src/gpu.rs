@@ -140,9 +140,10 @@ impl std::fmt::Debug for Gpu {
 }
 
 /// Elements per chunk of a host-array call (per operand), unless `KILN_GPU_CHUNK` says
-/// otherwise: 2^24, which keeps a chunk's transfers well above the ~10 µs a copy costs to
-/// start and its buffers (two sets) at a few hundred MB at most.
-const DEFAULT_CHUNK: usize = 1 << 24;
+/// otherwise: 2^22 (32 MiB of f64), which keeps a chunk's transfers (~1 ms over PCIe) far
+/// above the ~10 µs a copy costs to start, and its pinned and device buffers (two sets)
+/// at a few hundred MiB for the widest kernels.
+const DEFAULT_CHUNK: usize = 1 << 22;
 
 impl Gpu {
     /// Device `KILN_GPU_DEVICE` (default 0).
@@ -554,6 +555,7 @@ impl Gpu {
     ///
     /// # Safety
     /// As [`InnerLoop::run`].
+    #[allow(clippy::too_many_arguments)]
     unsafe fn map_host(
         &self,
         loaded: &Loaded,
@@ -575,17 +577,29 @@ impl Gpu {
             pending: Option<(usize, usize, CudaSlice<u64>)>,
         }
         let mut lanes = Vec::new();
-        for stream in &self.inner.streams {
+        // A second lane only when there is a second chunk to overlap with.
+        let used = if n > chunk { 2 } else { 1 };
+        for stream in &self.inner.streams[..used] {
             let mut dev = Vec::new();
             let mut pinned = Vec::new();
             for (j, &s) in sizes.iter().enumerate() {
                 let elems = if varying(j) { chunk } else { 1 };
                 dev.push(self.alloc(stream, elems * s)?);
+                // Inputs are only written by the host: write-combined memory suits them;
+                // outputs are read back, which write-combined memory makes very slow.
+                let flags = if j < inputs {
+                    cudarc::driver::sys::CU_MEMHOSTALLOC_WRITECOMBINED
+                } else {
+                    0
+                };
                 // SAFETY: plain bytes, written before they are read.
-                pinned
-                    .push(unsafe { self.inner.ctx.alloc_pinned::<u8>(elems * s) }.map_err(driver)?);
+                let p = unsafe {
+                    self.inner
+                        .ctx
+                        .alloc_pinned_with_flags::<u8>(elems * s, flags)
+                };
+                pinned.push(p.map_err(driver)?);
             }
-            let _ = stream;
             lanes.push(Lane {
                 dev,
                 pinned,
@@ -617,7 +631,7 @@ impl Gpu {
         let mut start = 0;
         let mut c = 0;
         while start < n && first_error.is_none() {
-            let l = c % 2;
+            let l = c % used;
             let stream = &self.inner.streams[l];
             if let Some(e) = finish(&mut lanes[l], stream)? {
                 first_error = Some(e);
@@ -649,9 +663,14 @@ impl Gpu {
             let dptrs: Vec<u64> = lane.dev.iter().map(|d| raw(d, stream)).collect();
             let dstrides: Vec<i64> = (0..types.len()).map(|j| varying(j) as i64).collect();
             let err = self.launch_map(loaded, stream, &dptrs, &dstrides, len)?;
-            for j in inputs..types.len() {
-                let bytes = len * sizes[j];
-                let (dev, pin) = (&lane.dev[j], &mut lane.pinned[j]);
+            let outputs = lane
+                .dev
+                .iter()
+                .zip(&mut lane.pinned)
+                .zip(&sizes)
+                .skip(inputs);
+            for ((dev, pin), &size) in outputs {
+                let bytes = len * size;
                 let dst = pin.as_mut_slice().map_err(driver)?;
                 stream
                     .memcpy_dtoh(&dev.slice(..bytes), &mut dst[..bytes])

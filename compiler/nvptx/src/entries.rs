@@ -105,9 +105,9 @@ impl Text {
     fn load(&mut self, ty: ScalarType, ptr: &str) -> String {
         let v = self.fresh("%ld");
         self.l(format!("{v} = load {}, ptr {ptr}", mem_ty(ty)));
-        self.from_mem(ty, &v)
+        self.mem_to_reg(ty, &v)
     }
-    fn from_mem(&mut self, ty: ScalarType, v: &str) -> String {
+    fn mem_to_reg(&mut self, ty: ScalarType, v: &str) -> String {
         if ty != ScalarType::Bool {
             return v.to_string();
         }
@@ -115,7 +115,7 @@ impl Text {
         self.l(format!("{b} = icmp ne i8 {v}, 0"));
         b
     }
-    fn to_mem(&mut self, ty: ScalarType, v: &str) -> String {
+    fn reg_to_mem(&mut self, ty: ScalarType, v: &str) -> String {
         if ty != ScalarType::Bool {
             return v.to_string();
         }
@@ -124,7 +124,7 @@ impl Text {
         b
     }
     fn store(&mut self, ty: ScalarType, v: &str, ptr: &str) {
-        let m = self.to_mem(ty, v);
+        let m = self.reg_to_mem(ty, v);
         self.l(format!("store {} {m}, ptr {ptr}", mem_ty(ty)));
     }
     /// `&p[i]` for elements of `ty`.
@@ -286,6 +286,9 @@ fn preamble(t: &mut Text, ops: &Operands, width: u32) -> Vec<Option<String>> {
     uniform
 }
 
+/// The per-element work inside [`group_loop`]: `(text, inputs, index) -> outputs`.
+type ElementFn<'a> = dyn FnMut(&mut Text, Vec<String>, &str) -> Vec<String> + 'a;
+
 /// Emits `body` for a group of elements `%base .. %base + width` as vectors (when `%vok` and
 /// the group is full) or element by element, inside a grid-stride loop over groups
 /// `tid, tid + nth, …`. `element(t, inputs, index)` returns the output values (for maps) and
@@ -295,7 +298,7 @@ fn group_loop(
     ops: &Operands,
     width: u32,
     uniform: &[Option<String>],
-    element: &mut dyn FnMut(&mut Text, Vec<String>, &str) -> Vec<String>,
+    element: &mut ElementFn,
 ) {
     let w = width as i64;
     t.l("%gp = alloca i64");
@@ -327,7 +330,7 @@ fn group_loop(
                 for (e, lane) in lanes_in.iter_mut().enumerate() {
                     let x = t.fresh("%x");
                     t.l(format!("{x} = extractelement <{w} x {mt}> {v}, i64 {e}"));
-                    let x = t.from_mem(ty, &x);
+                    let x = t.mem_to_reg(ty, &x);
                     lane.push(x);
                 }
             }
@@ -344,7 +347,7 @@ fn group_loop(
         let mt = mem_ty(ty);
         let mut acc = "poison".to_string();
         for (e, lane) in outs.iter().enumerate() {
-            let m = t.to_mem(ty, &lane[o]);
+            let m = t.reg_to_mem(ty, &lane[o]);
             let v = t.fresh("%vs");
             t.l(format!(
                 "{v} = insertelement <{w} x {mt}> {acc}, {mt} {m}, i64 {e}"
