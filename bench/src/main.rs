@@ -63,6 +63,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command: table out, progress err.
 
 mod cases;
+#[cfg(feature = "gpu")]
+mod gpu;
 mod measure;
 mod peers;
 mod report;
@@ -113,6 +115,13 @@ struct Cli {
     /// [default: 7, or 3 with --quick].
     #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..))]
     repeats: Option<u32>,
+    /// The GPU benchmark instead (build with `--features gpu`): device arrays against a
+    /// device-to-device copy and, with --peers, CuPy and Numba CUDA; see bench/src/gpu.rs.
+    #[arg(long)]
+    gpu: bool,
+    /// Internal: one latency measurement of `--gpu` in a fresh process.
+    #[arg(long, hide = true, value_name = "KERNEL")]
+    gpu_latency_child: Option<String>,
 }
 
 /// The run's settings.
@@ -144,6 +153,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
+    if cli.gpu || cli.gpu_latency_child.is_some() {
+        return run_gpu(cli);
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cfg = Config {
         sizes: if cli.quick {
@@ -223,6 +235,33 @@ fn run(cli: &Cli) -> Result<(), String> {
 
     print!("{}", report(&cfg, cpus, &sink, &lat, &peers));
     Ok(())
+}
+
+#[cfg(feature = "gpu")]
+fn run_gpu(cli: &Cli) -> Result<(), String> {
+    if let Some(kernel) = &cli.gpu_latency_child {
+        return gpu::latency_child(kernel);
+    }
+    let sizes: &[usize] = if cli.quick {
+        &gpu::QUICK_SIZES
+    } else {
+        &gpu::SIZES
+    };
+    let repeats = cli
+        .repeats
+        .map_or(if cli.quick { QUICK_REPEATS } else { REPEATS }, |r| {
+            r as usize
+        });
+    let mut sink = Sink::new(cli.json.as_deref())?;
+    print!("{}", gpu::run(sizes, repeats, cli.peers, &mut sink)?);
+    Ok(())
+}
+
+#[cfg(not(feature = "gpu"))]
+fn run_gpu(_: &Cli) -> Result<(), String> {
+    Err("this kiln-bench was built without the GPU back end: \
+         cargo run --release -p kiln-bench --features gpu -- --gpu"
+        .into())
 }
 
 /// Runs every peer system, then the Numba first calls. Only a failure to write the JSON

@@ -313,54 +313,51 @@ impl Gpu {
         id: KernelId,
         args: &[DeviceArg],
     ) -> Result<Vec<DeviceArray>, GpuError> {
+        let shape = call_shape(m, id, args)?;
+        let mut outs = m
+            .kernel(id)
+            .results
+            .iter()
+            .map(|&t| self.zeros(t, &shape))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut refs: Vec<&mut DeviceArray> = outs.iter_mut().collect();
+        self.map_into(m, id, args, &mut refs)?;
+        Ok(outs)
+    }
+
+    /// As [`Gpu::map`], into existing device arrays (one per result, of the call's shape
+    /// and the results' dtypes).
+    pub fn map_into(
+        &self,
+        m: &Module,
+        id: KernelId,
+        args: &[DeviceArg],
+        outs: &mut [&mut DeviceArray],
+    ) -> Result<(), GpuError> {
         let k = m.kernel(id);
-        if args.len() != k.params.len() {
+        let shape = call_shape(m, id, args)?;
+        if outs.len() != k.results.len()
+            || outs
+                .iter()
+                .zip(&k.results)
+                .any(|(o, &t)| o.dtype != t || o.shape != shape)
+        {
             return Err(GpuError::Usage(format!(
-                "`{}` takes {} arguments, got {}",
+                "`{}` writes {} array(s) of dtypes {:?} and shape {shape:?}",
                 k.name,
-                k.params.len(),
-                args.len()
+                k.results.len(),
+                k.results
             )));
         }
-        let mut shape: Option<Vec<usize>> = None;
-        for (j, (a, &t)) in args.iter().zip(&k.params).enumerate() {
-            let (dt, sh) = match a {
-                DeviceArg::Array(d) => (d.dtype, Some(d.shape.clone())),
-                DeviceArg::Scalar(s) => (s.ty(), None),
-            };
-            if dt != t {
-                return Err(GpuError::Usage(format!(
-                    "argument {} of `{}` is {dt}, the kernel wants {t}",
-                    j + 1,
-                    k.name
-                )));
-            }
-            if let Some(sh) = sh {
-                match &shape {
-                    Some(s) if *s != sh => {
-                        return Err(GpuError::Usage(format!(
-                            "device arrays of shapes {s:?} and {sh:?}: device calls take arrays of one shape (and scalars)"
-                        )))
-                    }
-                    _ => shape = Some(sh),
-                }
-            }
-        }
-        let shape = shape.unwrap_or_default();
         let n: usize = shape.iter().product();
+        if n == 0 {
+            return Ok(());
+        }
         let uniform = args
             .iter()
             .enumerate()
             .filter(|(_, a)| matches!(a, DeviceArg::Scalar(_)))
             .fold(0u64, |u, (j, _)| u | 1 << j);
-        let outs = k
-            .results
-            .iter()
-            .map(|&t| self.zeros(t, &shape))
-            .collect::<Result<Vec<_>, _>>()?;
-        if n == 0 {
-            return Ok(outs);
-        }
         let loaded = self.load(
             m,
             Entry::Map {
@@ -374,11 +371,7 @@ impl Gpu {
         let mut scalars = Vec::new();
         for a in args {
             if let DeviceArg::Scalar(s) = a {
-                let mut b = self.alloc(stream, 8)?;
-                stream
-                    .memcpy_htod(&s.to_bits().to_le_bytes(), &mut b)
-                    .map_err(driver)?;
-                scalars.push(b);
+                scalars.push(stream.clone_htod(&[s.to_bits()]).map_err(driver)?);
             }
         }
         let mut ptrs = Vec::new();
@@ -396,15 +389,28 @@ impl Gpu {
                 }
             }
         }
-        for o in &outs {
+        for o in outs.iter() {
             ptrs.push(raw(&o.buf, stream));
             strides.push(1);
         }
         let err = self.launch_map(&loaded, stream, &ptrs, &strides, n)?;
         stream.synchronize().map_err(driver)?;
         let word = stream.clone_dtoh(&err).map_err(driver)?[0];
-        check_word(&loaded, word, &k.name)?;
-        Ok(outs)
+        check_word(&loaded, word, &k.name)
+    }
+
+    /// Copies `src` into `dst` on the device (same dtype and length): the benchmark's
+    /// yardstick for what a memory-bound kernel can reach.
+    pub fn copy(&self, src: &DeviceArray, dst: &mut DeviceArray) -> Result<(), GpuError> {
+        if src.dtype != dst.dtype || src.len() != dst.len() {
+            return Err(GpuError::Usage(
+                "copy between device arrays of different dtypes or lengths".into(),
+            ));
+        }
+        let stream = &self.inner.streams[0];
+        let _busy = self.inner.busy.lock().unwrap_or_else(|p| p.into_inner());
+        stream.memcpy_dtod(&src.buf, &mut dst.buf).map_err(driver)?;
+        stream.synchronize().map_err(driver)
     }
 
     /// Reduces device arrays (one input, or the inputs of `map`) with `combine`, starting
@@ -687,6 +693,45 @@ impl Gpu {
         }
         Ok(first_error)
     }
+}
+
+/// The shape of a device call of kernel `id` with `args` (device arrays of one shape and
+/// scalars of the parameters' dtypes).
+fn call_shape(m: &Module, id: KernelId, args: &[DeviceArg]) -> Result<Vec<usize>, GpuError> {
+    let k = m.kernel(id);
+    if args.len() != k.params.len() {
+        return Err(GpuError::Usage(format!(
+            "`{}` takes {} arguments, got {}",
+            k.name,
+            k.params.len(),
+            args.len()
+        )));
+    }
+    let mut shape: Option<&[usize]> = None;
+    for (j, (a, &t)) in args.iter().zip(&k.params).enumerate() {
+        let (dt, sh) = match a {
+            DeviceArg::Array(d) => (d.dtype, Some(&d.shape[..])),
+            DeviceArg::Scalar(s) => (s.ty(), None),
+        };
+        if dt != t {
+            return Err(GpuError::Usage(format!(
+                "argument {} of `{}` is {dt}, the kernel wants {t}",
+                j + 1,
+                k.name
+            )));
+        }
+        match (shape, sh) {
+            (Some(s), Some(sh)) if s != sh => {
+                return Err(GpuError::Usage(format!(
+                    "device arrays of shapes {s:?} and {sh:?}: device calls take arrays of one \
+                     shape (and scalars)"
+                )))
+            }
+            (None, Some(sh)) => shape = Some(sh),
+            _ => {}
+        }
+    }
+    Ok(shape.map_or_else(Vec::new, <[usize]>::to_vec))
 }
 
 /// The raw device address of `buf` (Kiln orders its own work: no event tracking).
