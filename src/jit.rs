@@ -549,6 +549,93 @@ impl Reduction<'_> {
     }
 }
 
+/// Device arrays through the same handles: the GPU of a [`Jit::gpu`] computes on arrays that
+/// stay in its memory.
+#[cfg(feature = "gpu")]
+mod device {
+    use kiln_runtime::gpu::{DeviceArg, DeviceArray, Gpu, GpuError};
+
+    use super::*;
+
+    impl JitModule {
+        fn gpu(&self) -> Result<Gpu, Error> {
+            self.jit.gpu_device().ok_or_else(|| {
+                Error::Usage("device arrays need a `Jit::gpu()` (this Jit runs on the CPU)".into())
+            })
+        }
+
+        fn gpu_error(&self, e: GpuError, shape: &[usize]) -> Error {
+            match e {
+                GpuError::Kernel { error, index } => {
+                    // The flat index as an index into the call's shape.
+                    let mut rest = index;
+                    let mut idx = vec![0; shape.len()];
+                    for (d, &len) in shape.iter().enumerate().rev() {
+                        if len > 0 {
+                            idx[d] = rest % len;
+                            rest /= len;
+                        }
+                    }
+                    Error::Element {
+                        error,
+                        file: Some(self.compiled.name.clone()),
+                        index: idx,
+                    }
+                }
+                other => Error::Usage(other.to_string()),
+            }
+        }
+    }
+
+    impl Ufunc<'_> {
+        /// Applies the ufunc on the GPU to device arrays of one shape and scalars, without
+        /// copies; one new device array per output. The specialisation comes from the
+        /// arguments' dtypes, as for [`Ufunc::call`].
+        pub fn call_device(&self, args: &[DeviceArg]) -> Result<Vec<DeviceArray>, Error> {
+            let gpu = self.module.gpu()?;
+            let dtypes: Vec<ScalarType> = args
+                .iter()
+                .map(|a| match a {
+                    DeviceArg::Array(d) => d.dtype(),
+                    DeviceArg::Scalar(s) => s.ty(),
+                })
+                .collect();
+            let shape = args
+                .iter()
+                .find_map(|a| match a {
+                    DeviceArg::Array(d) => Some(d.shape().to_vec()),
+                    DeviceArg::Scalar(_) => None,
+                })
+                .unwrap_or_default();
+            let (id, _) = self.module.resolve(&self.name, &dtypes)?;
+            gpu.map(self.module.module(), id, args)
+                .map_err(|e| self.module.gpu_error(e, &shape))
+        }
+    }
+
+    impl Reduction<'_> {
+        /// Reduces a device array on the GPU in the device's fast order (a block tree fixed
+        /// by the length: deterministic; float sums differ from the CPU's in the last bits,
+        /// see `docs/gpu.md`).
+        pub fn reduce_device(&self, x: &DeviceArray) -> Result<Scalar, Error> {
+            let gpu = self.module.gpu()?;
+            let (combine, identity) = self.kernels(x.dtype())?;
+            let m = self.module.module();
+            let acc = self
+                .module
+                .jit
+                .exec
+                .call(m, identity, &[])
+                .map_err(|error| Error::Runtime {
+                    error,
+                    file: Some(self.module.compiled.name.clone()),
+                })?[0];
+            gpu.reduce(m, None, combine, acc, &[x])
+                .map_err(|e| self.module.gpu_error(e, x.shape()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,9 @@ pub use kiln_front::{Diag, Program};
 pub use kiln_interp::{ErrorKind, RuntimeError};
 pub use kiln_ir as ir;
 pub use kiln_ir::{KernelId, Module, Scalar, ScalarType};
+/// The GPU's device arrays (feature `gpu`; see `docs/gpu.md`).
+#[cfg(feature = "gpu")]
+pub use kiln_runtime::gpu::{DeviceArg, DeviceArray, Gpu, GpuError};
 pub use kiln_runtime::{
     vec_with_huge_pages, Arg, Cpu, DynArray, DynView, DynViewMut, Element, Executor, Interpreter,
     Threads,

@@ -318,11 +318,27 @@ fn gpu_device_arrays() {
         .unwrap();
     let host = out[0].to_host().unwrap().into_typed::<f64>().unwrap();
     assert_eq!(host, x.mapv(|v| 2.0 * v + v));
+    // The same through the module's handles (the specialisation from the dtypes).
+    let out2 = m
+        .ufunc("axpy")
+        .unwrap()
+        .call_device(&[
+            DeviceArg::Scalar(Scalar::F64(2.0)),
+            DeviceArg::Array(&dx),
+            DeviceArg::Array(&dx),
+        ])
+        .unwrap();
+    assert_eq!(
+        out2[0].to_host().unwrap().into_typed::<f64>().unwrap(),
+        host
+    );
+    let via_handle = m.reduction("add").unwrap().reduce_device(&dx).unwrap();
     let add = c.kernel("add", &[ScalarType::F64]).unwrap();
     let total = dev
         .reduce(&c.optimized, None, add, Scalar::F64(0.0), &[&dx])
         .unwrap();
     let exact = x.iter().sum::<f64>();
+    assert!(via_handle.same(total), "{via_handle} vs {total}");
     let Scalar::F64(t) = total else {
         panic!("{total:?}")
     };
