@@ -220,6 +220,7 @@ impl Gpu {
             self.inner.arch.major as u64,
             self.inner.arch.minor as u64,
             self.inner.driver_version as u64,
+            u64::from_str_radix(kiln_nvptx::CODEGEN_FINGERPRINT, 16).unwrap_or(0),
         ]);
         if let Some(l) = self
             .inner
@@ -1034,19 +1035,24 @@ mod disk_cache {
         Some(base.join("kiln").join("ptx"))
     }
 
-    /// A file name for `key`: two independent 64-bit hashes, and the key's length.
+    /// A file name for `key` in the cache directory.
     fn file(key: &[u64]) -> Option<PathBuf> {
+        Some(dir()?.join(file_name(key)))
+    }
+
+    /// A file name for `key`: two independent 64-bit hashes, and the key's length.
+    fn file_name(key: &[u64]) -> String {
         let h = |seed: u64| {
             key.iter().fold(seed, |h, &w| {
                 (h ^ w).wrapping_mul(0x100_0000_01b3).rotate_left(29) ^ (h >> 7)
             })
         };
-        Some(dir()?.join(format!(
+        format!(
             "{:016x}{:016x}-{}.ptx",
             h(0xcbf2_9ce4_8422_2325),
             h(0x9e37_79b9_7f4a_7c15),
             key.len()
-        )))
+        )
     }
 
     const TRAILER: &str = "\n// kiln:";
@@ -1082,7 +1088,11 @@ mod disk_cache {
     }
 
     pub fn load(key: &[u64]) -> Option<(String, Vec<Site>, u32)> {
-        let text = std::fs::read_to_string(file(key)?).ok()?;
+        load_at(&file(key)?)
+    }
+
+    fn load_at(path: &std::path::Path) -> Option<(String, Vec<Site>, u32)> {
+        let text = std::fs::read_to_string(path).ok()?;
         let at = text.rfind(TRAILER)?;
         let mut fields = text[at + TRAILER.len()..].trim().split(' ');
         let width = fields.next()?.parse().ok()?;
@@ -1094,7 +1104,12 @@ mod disk_cache {
     }
 
     pub fn store(key: &[u64], ptx: &str, sites: &[Site], width: u32) {
-        let Some(path) = file(key) else { return };
+        if let Some(path) = file(key) {
+            store_at(&path, ptx, sites, width);
+        }
+    }
+
+    fn store_at(path: &std::path::Path, ptx: &str, sites: &[Site], width: u32) {
         if sites.iter().any(|s| encode_site(s) == "3") {
             return;
         }
@@ -1115,6 +1130,30 @@ mod disk_cache {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn entries_round_trip_and_damage_is_a_miss() {
+            let dir =
+                std::env::temp_dir().join(format!("kiln-ptx-cache-test-{}", std::process::id()));
+            let path = dir.join(file_name(&[1, 2, 3]));
+            let sites = [Site {
+                kind: ErrorKind::RemainderByZero,
+                loc: Some(kiln_ir::SourceLoc {
+                    line: 1,
+                    col: 2,
+                    len: 3,
+                }),
+            }];
+            store_at(&path, ".version 7.8\n// ptx\n", &sites, 4);
+            assert_eq!(
+                load_at(&path),
+                Some((".version 7.8\n// ptx\n".to_string(), sites.to_vec(), 4))
+            );
+            assert_ne!(file_name(&[1, 2, 3]), file_name(&[1, 2, 4]));
+            std::fs::write(&path, "truncated").unwrap();
+            assert_eq!(load_at(&path), None);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
 
         #[test]
         fn sites_round_trip() {

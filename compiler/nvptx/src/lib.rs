@@ -36,6 +36,10 @@ use kiln_ir::Module;
 pub use entries::{vector_width, Entry, Flavor, BLOCK};
 pub use ll::Site;
 
+/// A fingerprint of this build's code generator (a hash of its source): caches of
+/// generated code keep it in their keys, so code from another build is never reused.
+pub const CODEGEN_FINGERPRINT: &str = env!("KILN_NVPTX_FINGERPRINT");
+
 /// A GPU back-end failure: LLVM rejecting what Kiln gave it, or an IR operation the back end
 /// does not implement (both Kiln bugs or limits, never the user's).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
