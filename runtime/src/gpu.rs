@@ -32,8 +32,8 @@ use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 use kiln_nvptx::host::decode_error;
 use kiln_nvptx::{Arch, Entry, Site, BLOCK};
 
+use crate::array::element_bytes as elem_size;
 use crate::array::{DynArray, DynView};
-use crate::llvm_host::{elem_size, entry_key, exact_lanes, internal, site_error};
 use crate::{Executor, InnerLoop, ReduceLoop};
 
 /// Why the GPU cannot be used, or what it failed to do.
@@ -93,6 +93,62 @@ impl GpuError {
                 loc: None,
             },
         }
+    }
+}
+
+/// The cache key of `entry` for `m`.
+pub(crate) fn entry_key(m: &Module, entry: Entry) -> Vec<u64> {
+    let mut key = Vec::with_capacity(256);
+    match entry {
+        Entry::Call { kernel } => {
+            key.push(0);
+            kiln_ir::key::encode(m, &[kernel], &mut key);
+        }
+        Entry::Map { kernel, uniform } => {
+            key.extend([1, uniform]);
+            kiln_ir::key::encode(m, &[kernel], &mut key);
+        }
+        Entry::Reduce {
+            map,
+            combine,
+            width,
+        } => {
+            key.extend([2, width as u64, map.is_some() as u64]);
+            let roots: Vec<KernelId> = map.into_iter().chain([combine]).collect();
+            kiln_ir::key::encode(m, &roots, &mut key);
+        }
+    }
+    key
+}
+
+/// The runtime error of status `status` of code with `sites`, named after `kernel`.
+pub(crate) fn site_error(sites: &[Site], status: u32, kernel: &str) -> RuntimeError {
+    let site = (status as usize)
+        .checked_sub(1)
+        .and_then(|i| sites.get(i))
+        .copied();
+    RuntimeError {
+        kind: site.map_or(ErrorKind::Internal, |s| s.kind),
+        kernel: kernel.to_string(),
+        loc: site.and_then(|s| s.loc),
+    }
+}
+
+pub(crate) fn internal(kernel: &str) -> RuntimeError {
+    RuntimeError {
+        kind: ErrorKind::Internal,
+        kernel: kernel.to_string(),
+        loc: None,
+    }
+}
+
+/// Lanes of the reduction order that matches the CPU's (`kiln_ir::reduce`): 8 for a
+/// commutative combine over at least 8 elements, else 1 (in order).
+pub fn exact_lanes(m: &Module, combine: KernelId, n: usize) -> u64 {
+    if n >= kiln_ir::REDUCE_LANES && kiln_ir::commutative_combine(m.kernel(combine)).is_some() {
+        kiln_ir::REDUCE_LANES as u64
+    } else {
+        1
     }
 }
 

@@ -6,18 +6,20 @@
 //! Scalar calls run the `kiln_call` entry *and* the `kiln_map` entry over
 //! [`LlvmHost::COPIES`] copies of the arguments on 3 emulated threads (vector groups, a
 //! grid-stride step and a partial group); all must give the same bits. Reductions run with
-//! the launch parameters the GPU executor uses ([`exact_lanes`]), so they
+//! the launch parameters the GPU executor uses ([`crate::gpu::exact_lanes`]), so they
 //! agree with the CPU bit for bit.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use kiln_interp::{ErrorKind, RuntimeError};
+use kiln_interp::RuntimeError;
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 use kiln_nvptx::host::{decode_error, HostCode};
-use kiln_nvptx::{Entry, Site};
+use kiln_nvptx::Entry;
 
+use crate::array::element_bytes as elem_size;
+use crate::gpu::{entry_key, exact_lanes, internal, site_error};
 use crate::{Executor, InnerLoop, ReduceLoop};
 
 /// The GPU code generator's output, run on the host (see the module documentation).
@@ -32,54 +34,6 @@ impl std::fmt::Debug for LlvmHost {
     }
 }
 
-/// The cache key of `entry` for `m`.
-pub(crate) fn entry_key(m: &Module, entry: Entry) -> Vec<u64> {
-    let mut key = Vec::with_capacity(256);
-    match entry {
-        Entry::Call { kernel } => {
-            key.push(0);
-            kiln_ir::key::encode(m, &[kernel], &mut key);
-        }
-        Entry::Map { kernel, uniform } => {
-            key.extend([1, uniform]);
-            kiln_ir::key::encode(m, &[kernel], &mut key);
-        }
-        Entry::Reduce {
-            map,
-            combine,
-            width,
-        } => {
-            key.extend([2, width as u64, map.is_some() as u64]);
-            let roots: Vec<KernelId> = map.into_iter().chain([combine]).collect();
-            kiln_ir::key::encode(m, &roots, &mut key);
-        }
-    }
-    key
-}
-
-/// The runtime error of status `status` of code with `sites`, named after `kernel`.
-pub(crate) fn site_error(sites: &[Site], status: u32, kernel: &str) -> RuntimeError {
-    let site = (status as usize)
-        .checked_sub(1)
-        .and_then(|i| sites.get(i))
-        .copied();
-    RuntimeError {
-        kind: site.map_or(ErrorKind::Internal, |s| s.kind),
-        kernel: kernel.to_string(),
-        loc: site.and_then(|s| s.loc),
-    }
-}
-
-pub(crate) fn internal(kernel: &str) -> RuntimeError {
-    RuntimeError {
-        kind: ErrorKind::Internal,
-        kernel: kernel.to_string(),
-        loc: None,
-    }
-}
-
-pub(crate) use crate::array::element_bytes as elem_size;
-
 /// Byte strides to element strides (every array stride is a multiple of its element size).
 pub(crate) fn element_strides(strides: &[isize], types: &[ScalarType]) -> Vec<i64> {
     strides
@@ -87,16 +41,6 @@ pub(crate) fn element_strides(strides: &[isize], types: &[ScalarType]) -> Vec<i6
         .zip(types)
         .map(|(&s, &t)| (s / elem_size(t) as isize) as i64)
         .collect()
-}
-
-/// Lanes of the reduction order that matches the CPU's (`kiln_ir::reduce`): 8 for a
-/// commutative combine over at least 8 elements, else 1 (in order).
-pub fn exact_lanes(m: &Module, combine: KernelId, n: usize) -> u64 {
-    if n >= kiln_ir::REDUCE_LANES && kiln_ir::commutative_combine(m.kernel(combine)).is_some() {
-        kiln_ir::REDUCE_LANES as u64
-    } else {
-        1
-    }
 }
 
 impl LlvmHost {

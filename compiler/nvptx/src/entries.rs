@@ -199,17 +199,10 @@ impl Text {
     }
 }
 
-/// The operand parameters of a map or reduction entry: pointers, element strides, `n`,
-/// the error word.
+/// The operands of a map or reduction entry — pointers, element strides, `n`, the error
+/// word — as a parameter list, which is also how they are passed on (LLVM spells typed
+/// arguments and parameters alike).
 fn operand_params(count: usize) -> String {
-    let mut ps: Vec<String> = (0..count).map(|j| format!("ptr %p{j}")).collect();
-    ps.extend((0..count).map(|j| format!("i64 %s{j}")));
-    ps.push("i64 %n".into());
-    ps.push("ptr %err".into());
-    ps.join(", ")
-}
-
-fn operand_args(count: usize) -> String {
     let mut ps: Vec<String> = (0..count).map(|j| format!("ptr %p{j}")).collect();
     ps.extend((0..count).map(|j| format!("i64 %s{j}")));
     ps.push("i64 %n".into());
@@ -614,7 +607,7 @@ fn map_entry(
             unpack_operands(t, count);
             t.l(format!(
                 "call void @map_thread(i64 %tid, i64 %nth, {})",
-                operand_args(count)
+                operand_params(count)
             ));
             t.l("ret void");
             t.out.push_str("}\n");
@@ -625,7 +618,7 @@ fn map_entry(
             thread_index(t);
             t.l(format!(
                 "call void @map_thread(i64 %tid, i64 %grid, {})",
-                operand_args(count)
+                operand_params(count)
             ));
             t.l("ret void");
             t.out.push_str("}\n");
@@ -802,7 +795,7 @@ fn reduce_entries(
             unpack_operands(t, count);
             t.l(format!(
                 "call void @reduce_thread(i64 %tid, i64 %nth, {}, ptr %accp, ptr %okp)",
-                operand_args(count)
+                operand_params(count)
             ));
             t.l("ret void");
             t.out.push_str("}\n");
@@ -856,7 +849,7 @@ fn reduce_entries(
             t.label("work");
             t.l(format!(
                 "call void @reduce_thread(i64 %tid, i64 %nth, {}, ptr %accp, ptr %okp)",
-                operand_args(count)
+                operand_params(count)
             ));
             t.l("br label %tree");
             t.label("tree");

@@ -16,7 +16,7 @@ use inkwell::execution_engine::ExecutionEngine;
 use inkwell::module::Module as LlvmModule;
 use inkwell::targets::{CodeModel, InitializationConfig, RelocMode, Target, TargetMachine};
 use inkwell::OptimizationLevel;
-use kiln_ir::{KernelId, Module, ScalarType};
+use kiln_ir::{Module, ScalarType};
 
 use crate::entries::{Entry, Flavor, BLOCK};
 use crate::ll::{mem_size, Site};
@@ -247,11 +247,4 @@ fn operand_slots(ptrs: &[*mut u8], strides: &[i64], n: u64, err: *mut u64) -> Ve
     slots.push(n);
     slots.push(err as u64);
     slots
-}
-
-/// Whether `id` names a kernel whose parameters and results the entry ABI can carry: used by
-/// executors to refuse what they cannot run instead of miscompiling it.
-pub fn kernel_fits(m: &Module, id: KernelId) -> bool {
-    let k = m.kernel(id);
-    k.params.len() + k.results.len() <= 64
 }
