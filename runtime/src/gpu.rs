@@ -1177,7 +1177,7 @@ mod disk_cache {
             .parent()
             .is_some_and(|d| std::fs::create_dir_all(d).is_ok())
             && std::fs::write(&tmp, text).is_ok()
-            && std::fs::rename(&tmp, &path).is_ok();
+            && std::fs::rename(&tmp, path).is_ok();
         if !ok {
             let _ = std::fs::remove_file(&tmp);
         }
