@@ -26,8 +26,11 @@
 pub struct ReadmeDoctests;
 
 pub mod corpus;
+pub mod emit;
 pub mod fuzzing;
+pub mod interrupt;
 pub mod jit;
+pub mod repl;
 pub mod script;
 
 use std::fmt;
@@ -57,6 +60,11 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// Diagnostics pointing into `src`, shown as file `name`.
+    pub fn new(name: &str, src: &str, diags: Vec<Diag>) -> Diagnostics {
+        self::diags(name, src, diags)
+    }
+
     /// The diagnostics themselves.
     pub fn items(&self) -> &[Diag] {
         &self.diags

@@ -137,9 +137,16 @@ impl<'c> Evaluator<'c> {
     }
 
     fn step(&mut self) -> Result<(), Error> {
-        if self.steps == 0 {
+        let stop = if self.steps == 0 {
+            Some(kiln_interp::ErrorKind::OutOfFuel)
+        } else if kiln_interp::interrupted() {
+            Some(kiln_interp::ErrorKind::Interrupted)
+        } else {
+            None
+        };
+        if let Some(kind) = stop {
             let error = kiln_interp::RuntimeError {
-                kind: kiln_interp::ErrorKind::OutOfFuel,
+                kind,
                 kernel: "<script>".into(),
                 loc: None,
             };
@@ -180,6 +187,12 @@ impl<'c> Evaluator<'c> {
     /// The current value of a script local.
     pub fn val(&self, l: LocalId) -> Option<&Val> {
         self.values.get(&l)
+    }
+
+    /// Gives a script local a value before statements run (the REPL's variables from
+    /// earlier inputs).
+    pub fn set_val(&mut self, l: LocalId, v: Val) {
+        self.values.insert(l, v);
     }
 
     fn threads(&mut self) -> Result<Threads, Error> {

@@ -18,6 +18,27 @@ use rayon::prelude::*;
 use crate::array::{Arg, DynArray, DynViewMut, Uninit};
 use crate::{write_scalar, Executor, InnerLoop};
 
+/// Fails with [`kiln_interp::ErrorKind::Interrupted`] at element `first` when an interrupt
+/// was requested ([`kiln_interp::INTERRUPT`]): checked before every segment of an array
+/// operation, so Ctrl-C stops a long one between pieces.
+fn stop_if_interrupted(
+    m: &Module,
+    id: KernelId,
+    first: usize,
+) -> Result<(), (usize, RuntimeError)> {
+    if kiln_interp::interrupted() {
+        return Err((
+            first,
+            RuntimeError {
+                kind: kiln_interp::ErrorKind::Interrupted,
+                kernel: m.kernel(id).name.clone(),
+                loc: None,
+            },
+        ));
+    }
+    Ok(())
+}
+
 /// Elements per reduction block: fixed, so results do not depend on the thread count.
 pub const REDUCE_BLOCK: usize = 1 << 16;
 
@@ -510,6 +531,7 @@ pub fn map_with<'m>(
             return Ok(());
         };
         plan.segments(start, end, |n, ptrs, strides, first| {
+            stop_if_interrupted(m, id, first)?;
             // SAFETY: the plan's operands are the borrowed arrays and scalar slots; every
             // segment stays inside them; outputs are exclusively borrowed (or fresh), and
             // chunks cover disjoint elements.
@@ -647,6 +669,7 @@ pub fn reduce_all(
         let mut acc = identity;
         let end = ((b + 1) * REDUCE_BLOCK).min(plan.total);
         plan.segments(b * REDUCE_BLOCK, end, |n, ptrs, strides, first| {
+            stop_if_interrupted(m, combine, first)?;
             // SAFETY: the plan's operands are borrowed arrays and scalar slots.
             acc = unsafe { folder.run(acc, n, ptrs, strides) }.map_err(|(i, e)| (first + i, e))?;
             Ok(())

@@ -238,6 +238,17 @@ impl Emitter<'_, '_, '_> {
         self.b.switch_to_block(cont);
     }
 
+    /// Fails with [`ErrorKind::Interrupted`] if [`kiln_interp::INTERRUPT`] is set: one byte
+    /// load and a branch, emitted at every loop header, so that Ctrl-C stops a runaway loop.
+    fn interrupt_check(&mut self) {
+        let ptr = self.unit.pointer();
+        let addr = &kiln_interp::INTERRUPT as *const std::sync::atomic::AtomicBool as i64;
+        let addr = self.b.ins().iconst(ptr, addr);
+        let flag = self.b.ins().load(types::I8, mem(), addr, 0);
+        let ok = self.b.ins().icmp_imm_u(IntCC::Equal, flag, 0);
+        self.guard(ok, ErrorKind::Interrupted, None);
+    }
+
     /// Emits kernel `id` with `args` at the current position and returns its results; the
     /// builder is left in the block after the kernel.
     pub fn kernel(&mut self, id: KernelId, args: &[cl::Value]) -> Result<Vec<cl::Value>> {
@@ -322,6 +333,25 @@ impl Emitter<'_, '_, '_> {
         for &r in &k.results {
             self.b.append_block_param(exit, cl_type(r));
         }
+        // Loop headers: targets of back-edges (to a block no later in reverse post-order);
+        // every cycle has one, so checking for an interrupt there bounds any loop.
+        let pos: HashMap<kiln_ir::Block, usize> =
+            order.iter().enumerate().map(|(i, &b)| (b, i)).collect();
+        let pos = &pos;
+        let headers: std::collections::HashSet<kiln_ir::Block> = order
+            .iter()
+            .filter_map(|&src| Some((src, k.terminator(src)?)))
+            .flat_map(|(src, t)| {
+                let from = pos[&src];
+                k.inst(t)
+                    .kind
+                    .successors()
+                    .into_iter()
+                    .map(|c| c.block)
+                    .filter(move |b| pos.get(b).is_some_and(|&to| to <= from))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let mut vals: Vec<Option<cl::Value>> = vec![None; k.values.len()];
         let entry = blocks[&k.entry()];
         for (&p, &a) in k.block(k.entry()).params.iter().zip(args) {
@@ -340,6 +370,11 @@ impl Emitter<'_, '_, '_> {
                     let v = self.b.append_block_param(clb, cl_type(k.value_type(p)));
                     vals[p.index()] = Some(v);
                 }
+            }
+            // Library functions are total and their loops bounded (and have no way to
+            // fail): no check there.
+            if headers.contains(&bl) && k.kind != kiln_ir::KernelKind::Library {
+                self.interrupt_check();
             }
             for &inst in &k.block(bl).insts {
                 let results = &k.inst(inst).results;

@@ -43,6 +43,9 @@ pub enum ErrorKind {
     /// The GPU driver reported a failure (the device was lost or reset, say).
     #[error("the GPU failed (CUDA driver error)")]
     Device,
+    /// The user interrupted the computation (Ctrl-C at the REPL; see [`INTERRUPT`]).
+    #[error("interrupted")]
+    Interrupted,
     /// A back end failed to compile the kernel: always a Kiln bug.
     #[error(
         "internal error: the back end could not compile this kernel (a Kiln bug; please report it)"
@@ -60,6 +63,18 @@ pub struct RuntimeError {
     pub kernel: String,
     /// The source line and column of the failing operation.
     pub loc: Option<SourceLoc>,
+}
+
+/// Set to ask running kernels to stop: the REPL's Ctrl-C handler sets it. The interpreter
+/// checks it at every block it enters, native code on every loop back-edge, the runtime
+/// between the pieces of an array operation; each then fails with
+/// [`ErrorKind::Interrupted`]. Whoever sets it clears it before the next computation.
+pub static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`INTERRUPT`] is set.
+#[inline]
+pub fn interrupted() -> bool {
+    INTERRUPT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Deepest call nesting the interpreter allows (the front end rejects recursion, so only
@@ -110,6 +125,9 @@ fn call_at_depth(
     let mut block: Block = k.entry();
     let mut incoming: Vec<Scalar> = args.to_vec();
     loop {
+        if interrupted() {
+            return Err(fail(ErrorKind::Interrupted, None));
+        }
         let data = k.block(block);
         for (&p, &a) in data.params.iter().zip(&incoming) {
             env[p.index()] = Some(a);

@@ -81,6 +81,14 @@ impl Item {
         }
     }
 
+    /// Where the item is written.
+    pub fn span(&self) -> Span {
+        match self {
+            Item::Const(c) => c.span,
+            Item::Func(f) => f.span,
+        }
+    }
+
     /// The item's doc comment (`///` lines), if any.
     pub fn doc(&self) -> Option<&str> {
         match self {

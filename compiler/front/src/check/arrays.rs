@@ -10,8 +10,8 @@ use super::body::{Body, Owner};
 use super::unify::default_ty;
 use super::*;
 
-/// Names of the array builtins.
-pub(super) const NAMES: [&str; 9] = [
+/// Names of the array builtins (script only, spec §6).
+pub const NAMES: [&str; 9] = [
     "reduce", "linspace", "arange", "zeros", "ones", "full", "random", "load", "save",
 ];
 

@@ -29,6 +29,7 @@ use crate::types::{Class, Ty};
 use crate::Program;
 
 mod arrays;
+pub use arrays::NAMES as ARRAY_BUILTINS;
 mod body;
 mod unify;
 
