@@ -86,7 +86,22 @@ fn errors_point_into_the_typed_line_and_lose_nothing() {
     assert!(e.contains("<repl>:1:9"), "{e}");
     // A runtime error in a later statement keeps what ran before it.
     let e = line(&mut s, "let before = 1; let boom = keep / 0;").unwrap_err();
-    assert!(e.contains("division by zero"), "{e}");
+    assert!(
+        e.contains("division by zero") && e.contains("<repl>:1:28"),
+        "{e}"
+    );
+    assert!(
+        e.contains("let before = 1; let boom = keep / 0;"),
+        "the typed line is shown: {e}"
+    );
+    // An element of an array operation, the same way.
+    line(&mut s, "ufunc inv(x: i64) -> i64 { 100 / x }").unwrap();
+    let e = line(&mut s, "inv(arange(-2, 3))").unwrap_err();
+    // The division is in `inv`, defined earlier: the error quotes it.
+    assert!(
+        e.contains("<inv>:1:28") && e.contains("at element [2]"),
+        "{e}"
+    );
     assert_eq!(line(&mut s, "before + keep").unwrap(), "8\n");
     // Multi-line input: line 2 of the input is line 2 in the message.
     let e = line(&mut s, "fn bad(a: i64) -> i64 {\n    a + true\n}").unwrap_err();

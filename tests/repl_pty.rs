@@ -1,6 +1,6 @@
 //! The REPL as a person uses it: `kiln` started on a pseudo-terminal (rexpect), a session
-//! with a syntax error, a multi-line item, a redefinition, an endless loop interrupted with
-//! Ctrl-C (variables intact afterwards), a `:time`, and Ctrl-D to leave. Checks what the
+//! with a syntax error, a multi-line item, a redefinition, an endless loop (its progress
+//! spinner shown after a second) interrupted with Ctrl-C (variables intact afterwards), a `:time`, and Ctrl-D to leave. Checks what the
 //! screen shows.
 #![cfg(unix)]
 
@@ -51,7 +51,8 @@ fn a_session_on_a_terminal() -> Result<(), rexpect::error::Error> {
     p.exp_string("defined `spin`")?;
     p.exp_string(PROMPT)?;
     p.send_line("spin(0)")?;
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // After a second, a spinner says how to stop it.
+    p.exp_string("Ctrl-C interrupts")?;
     p.send_control('c')?;
     p.exp_string("interrupted")?;
     p.exp_string(PROMPT)?;

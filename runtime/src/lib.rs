@@ -17,6 +17,7 @@ pub mod gpu;
 #[cfg(feature = "gpu")]
 pub mod llvm_host;
 mod par;
+pub mod progress;
 
 use std::sync::Arc;
 

@@ -512,6 +512,7 @@ pub fn map_with<'m>(
     }
     ins.extend(outs_raw);
     let plan = Plan::new(Small::from_vec(shape), &ins);
+    crate::progress::begin(plan.total);
     // Inputs with stride 0 along the innermost dimension are the same for every element of
     // every segment.
     let last = plan.dims.len() - 1;
@@ -535,7 +536,9 @@ pub fn map_with<'m>(
             // SAFETY: the plan's operands are the borrowed arrays and scalar slots; every
             // segment stays inside them; outputs are exclusively borrowed (or fresh), and
             // chunks cover disjoint elements.
-            unsafe { inner.run(n, ptrs, strides) }.map_err(|(i, e)| (first + i, e))
+            unsafe { inner.run(n, ptrs, strides) }.map_err(|(i, e)| (first + i, e))?;
+            crate::progress::advance(n);
+            Ok(())
         })
     };
     let min = if plan.total <= 1024 || threads.count() == 1 {
@@ -662,6 +665,7 @@ pub fn reduce_all(
         Error::Usage("the reduction's arguments cannot be broadcast together".into())
     })?;
     let plan = Plan::new(Small::from_vec(shape), &ops);
+    crate::progress::begin(plan.total);
     let identity = exec.call(m, identity, &[]).map_err(kernel_err)?[0];
     let folder = exec.reduce_loop(m, map, combine).map_err(kernel_err)?;
     let nblocks = plan.total.div_ceil(REDUCE_BLOCK);
@@ -672,6 +676,7 @@ pub fn reduce_all(
             stop_if_interrupted(m, combine, first)?;
             // SAFETY: the plan's operands are borrowed arrays and scalar slots.
             acc = unsafe { folder.run(acc, n, ptrs, strides) }.map_err(|(i, e)| (first + i, e))?;
+            crate::progress::advance(n);
             Ok(())
         })?;
         Ok(acc)

@@ -182,11 +182,13 @@ pub fn run(session: &mut Session) -> Result<(), Error> {
             let _ = rl.add_history_entry(line.as_str());
         }
         crate::interrupt::clear();
-        let stdout = std::io::stdout();
-        let mut out = stdout.lock();
-        let result = session.handle(&line, &mut out);
-        let _ = out.flush();
-        drop(out);
+        let result = with_progress(|| {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            let r = session.handle(&line, &mut out);
+            let _ = out.flush();
+            r
+        });
         match result {
             Ok(Control::Continue) => {}
             Ok(Control::Quit) => break,
@@ -200,6 +202,57 @@ pub fn run(session: &mut Session) -> Result<(), Error> {
         let _ = rl.save_history(h);
     }
     Ok(())
+}
+
+/// Runs `f`; if it takes more than a second, shows a progress bar on stderr meanwhile: the
+/// elements done of the array operation under way (`kiln_runtime::progress`), or a spinner
+/// for work of unknown size.
+fn with_progress<T>(f: impl FnOnce() -> T) -> T {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let done = Arc::new(AtomicBool::new(false));
+    kiln_runtime::progress::begin(0);
+    let watcher = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut bar: Option<indicatif::ProgressBar> = None;
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if t0.elapsed() < Duration::from_secs(1) || done.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let (n, total) = kiln_runtime::progress::snapshot();
+                let b = bar.get_or_insert_with(|| {
+                    let b = indicatif::ProgressBar::new_spinner();
+                    b.set_message("running (Ctrl-C interrupts)");
+                    b
+                });
+                if total > 0 {
+                    if b.length() != Some(total as u64) {
+                        b.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "{bar:40} {percent:>3}% {human_pos}/{human_len} elements, {eta} left (Ctrl-C interrupts)",
+                            )
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                        );
+                        b.set_length(total as u64);
+                    }
+                    b.set_position(n as u64);
+                } else {
+                    b.tick();
+                }
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+        })
+    };
+    let r = f();
+    done.store(true, Ordering::Relaxed);
+    let _ = watcher.join();
+    r
 }
 
 /// Prints an error as the command line does: diagnostics with colour on a terminal.

@@ -99,6 +99,8 @@ struct Assembled {
     shows_value: bool,
     /// The items the input defines.
     items: Vec<Item>,
+    /// The remembered items after the input, with the line each starts on.
+    item_lines: Vec<(u32, Item)>,
 }
 
 /// The local a bare expression's value is bound to.
@@ -229,6 +231,7 @@ impl Session {
             shift: display.1,
             shows_value,
             items: Vec::new(),
+            item_lines: Vec::new(),
         };
         // Parse the input alone first, so syntax errors point into it.
         let input_ast = crate::parse(INPUT_NAME, input).map_err(|e| relocate_from(e, &asm, 0))?;
@@ -263,10 +266,13 @@ impl Session {
         let first_line = src.lines().count() as u32 + 1;
         src.push_str(input);
         src.push('\n');
+        let mut item_lines = Vec::new();
         for item in &self.items {
             if !items.iter().any(|i| i.name == item.name) {
+                let first = src.lines().count() as u32 + 1;
                 src.push_str(&item.src);
                 src.push('\n');
+                item_lines.push((first, item.clone()));
             }
         }
         asm.src = src;
@@ -274,6 +280,7 @@ impl Session {
         asm.first_line = first_line;
         asm.placeholders = placeholders;
         asm.items = items;
+        asm.item_lines = item_lines;
         let ast = crate::parse(INPUT_NAME, &asm.src).map_err(|e| relocate(e, &asm))?;
         Ok((ast, asm))
     }
@@ -463,30 +470,94 @@ fn relocate_from(e: Error, asm: &Assembled, base: usize) -> Error {
                 .collect();
             Error::Compile(Diagnostics::new(INPUT_NAME, &asm.display, moved))
         }
-        Error::Runtime { error, file } => Error::Runtime {
-            error: relocate_runtime(error, asm),
-            file,
-        },
-        Error::Element { error, file, index } => Error::Element {
-            error: relocate_runtime(error, asm),
-            file,
-            index,
-        },
+        Error::Runtime { error, file } => {
+            let (error, place) = relocate_runtime(error, asm);
+            match place.and_then(|p| runtime_diagnostic(&error, asm, p, None)) {
+                Some(d) => Error::Compile(d),
+                None => Error::Runtime { error, file },
+            }
+        }
+        Error::Element { error, file, index } => {
+            let (error, place) = relocate_runtime(error, asm);
+            match place.and_then(|p| runtime_diagnostic(&error, asm, p, Some(&index))) {
+                Some(d) => Error::Compile(d),
+                None => Error::Element { error, file, index },
+            }
+        }
         other => other,
     }
 }
 
-fn relocate_runtime(mut e: RuntimeError, asm: &Assembled) -> RuntimeError {
+/// A runtime error located in what the user typed, as a diagnostic quoting it (as `kiln
+/// run` shows them); `None` when it has no location there.
+fn runtime_diagnostic(
+    e: &RuntimeError,
+    asm: &Assembled,
+    place: Place<'_>,
+    index: Option<&[usize]>,
+) -> Option<Diagnostics> {
+    let loc = e.loc?;
+    let (name, text) = match place {
+        Place::Input => (INPUT_NAME.to_string(), asm.display.as_str()),
+        Place::Item(item) => (format!("<{}>", item.name), item.src.as_str()),
+    };
+    let lines = text.lines().count().max(1) as u32;
+    if loc.line == 0 || loc.line > lines {
+        return None;
+    }
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(loc.line as usize - 1)
+        .map(str::len)
+        .sum();
+    let offset = text[line_start..]
+        .char_indices()
+        .nth(loc.col.saturating_sub(1) as usize)
+        .map_or(text.len(), |(i, _)| line_start + i);
+    let end = (offset + loc.len.max(1) as usize).min(text.len());
+    let mut d = kiln_front::diag::error(
+        0,
+        kiln_syntax::Span::new(offset, end.max(offset)),
+        e.kind.to_string(),
+        format!("in `{}`", e.kernel),
+    );
+    if let Some(index) = index {
+        d.notes
+            .push(format!("at element {index:?} of the array operation"));
+    }
+    Some(Diagnostics::new(&name, text, vec![d]))
+}
+
+/// Where a runtime error's location lies: in what the user typed, or in a remembered item
+/// (its text and name).
+enum Place<'a> {
+    Input,
+    Item(&'a Item),
+}
+
+/// Moves a runtime error's location from the session source into the text it lies in: the
+/// input (line 1 is its first line) or a remembered item.
+fn relocate_runtime(mut e: RuntimeError, asm: &Assembled) -> (RuntimeError, Option<Place<'_>>) {
     let input_lines = asm.input.lines().count().max(1) as u32;
+    let mut place = None;
     if let Some(loc) = &mut e.loc {
         if loc.line >= asm.first_line && loc.line < asm.first_line + input_lines {
             loc.line -= asm.first_line - 1;
             if loc.line == 1 {
                 loc.col = (loc.col as isize + asm.shift).max(1) as u32;
             }
+            place = Some(Place::Input);
+        } else if let Some((first, item)) = asm
+            .item_lines
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= loc.line)
+        {
+            loc.line -= first - 1;
+            place = Some(Place::Item(item));
         }
     }
-    e
+    (e, place)
 }
 
 /// The scalar values of a variable, if it holds scalars.
