@@ -245,8 +245,17 @@ impl Emitter<'_, '_, '_> {
         let addr = &kiln_interp::INTERRUPT as *const std::sync::atomic::AtomicBool as i64;
         let addr = self.b.ins().iconst(ptr, addr);
         let flag = self.b.ins().load(types::I8, mem(), addr, 0);
-        let ok = self.b.ins().icmp_imm_u(IntCC::Equal, flag, 0);
-        self.guard(ok, ErrorKind::Interrupted, None);
+        // Branch on the byte itself; the status is set in a cold block of its own, so the
+        // loop pays a load, a test and a branch.
+        let cold = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(flag, cold, &[], cont, &[]);
+        self.b.set_cold_block(cold);
+        self.b.switch_to_block(cold);
+        let site = self.unit.sites.add(ErrorKind::Interrupted, None);
+        let code = self.status(site);
+        self.b.ins().jump(self.trap, &[BlockArg::Value(code)]);
+        self.b.switch_to_block(cont);
     }
 
     /// Emits kernel `id` with `args` at the current position and returns its results; the
