@@ -189,6 +189,40 @@ fn runtime_place(e: &RuntimeError, file: Option<&str>) -> String {
     }
 }
 
+/// A runtime error as a diagnostic quoting `src` (shown as file `name`) at the error's
+/// location, with the failing element's `index` for an array operation; `None` when the
+/// error has no location in `src`.
+pub fn runtime_diagnostic_in(
+    name: &str,
+    src: &str,
+    e: &RuntimeError,
+    index: Option<&[usize]>,
+) -> Option<Diagnostics> {
+    let loc = e.loc?;
+    let lines: Vec<&str> = src.split_inclusive('\n').collect();
+    let before = lines.get(..loc.line.checked_sub(1)? as usize)?;
+    if loc.line as usize > lines.len().max(1) {
+        return None;
+    }
+    let line_start: usize = before.iter().map(|l| l.len()).sum();
+    let offset = src[line_start..]
+        .char_indices()
+        .nth(loc.col.saturating_sub(1) as usize)
+        .map_or(src.len(), |(i, _)| line_start + i);
+    let end = (offset + loc.len.max(1) as usize).min(src.len());
+    let mut d = kiln_front::diag::error(
+        0,
+        kiln_syntax::Span::new(offset, end.max(offset)),
+        e.kind.to_string(),
+        format!("in `{}`", e.kernel),
+    );
+    if let Some(index) = index {
+        d.notes
+            .push(format!("at element {index:?} of the array operation"));
+    }
+    Some(diags(name, src, vec![d]))
+}
+
 /// A compiled source file: the checked program, every item specialisation lowered to IR,
 /// and the optimised IR.
 pub struct Compiled {
@@ -340,35 +374,13 @@ impl Compiled {
 
     /// A runtime error at element `index` of an array call, as a diagnostic.
     pub fn runtime_diagnostic_at(&self, e: &RuntimeError, index: &[usize]) -> Option<Diagnostics> {
-        let mut d = self.runtime_diagnostic(e)?;
-        if let Some(last) = d.diags.last_mut() {
-            last.notes
-                .push(format!("at element {index:?} of the array operation"));
-        }
-        Some(d)
+        runtime_diagnostic_in(&self.name, &self.program.src, e, Some(index))
     }
 
     /// A runtime error as a diagnostic pointing into this file's source, when it has a
     /// location.
     pub fn runtime_diagnostic(&self, e: &RuntimeError) -> Option<Diagnostics> {
-        let loc = e.loc?;
-        let src = &self.program.src;
-        let line_start = *self
-            .program
-            .line_starts
-            .get(loc.line.checked_sub(1)? as usize)?;
-        let offset = src[line_start..]
-            .char_indices()
-            .nth(loc.col.saturating_sub(1) as usize)
-            .map_or(src.len(), |(i, _)| line_start + i);
-        let end = (offset + loc.len.max(1) as usize).min(src.len());
-        let d = kiln_front::diag::error(
-            0,
-            kiln_syntax::Span::new(offset, end),
-            e.kind.to_string(),
-            format!("in `{}`", e.kernel),
-        );
-        Some(self.diagnostics(vec![d]))
+        runtime_diagnostic_in(&self.name, &self.program.src, e, None)
     }
 
     /// The kernel for item `name` specialised for `types` (empty for a non-generic item).

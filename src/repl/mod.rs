@@ -106,6 +106,12 @@ struct Assembled {
 /// The local a bare expression's value is bound to.
 const VALUE: &str = "__value";
 
+/// `let __value = EXPR;`, and the shift from its bytes to `expr`'s (minus the prefix).
+fn bind_value(expr: &str) -> (String, isize) {
+    let prefix = format!("let {VALUE} = ");
+    (format!("{prefix}{expr};"), -(prefix.len() as isize))
+}
+
 impl Session {
     /// A session running kernels on `exec` with `threads`.
     pub fn new(exec: Arc<dyn Executor>, threads: Threads) -> Session {
@@ -177,9 +183,8 @@ impl Session {
     /// type for an expression over arrays).
     pub fn type_of(&self, expr: &str) -> Result<Ty, Error> {
         let expr = expr.trim().trim_end_matches(';');
-        let prefix = format!("let {VALUE} = ");
-        let input = format!("{prefix}{expr};");
-        let (ast, asm) = self.assemble_exact(&input, false, (expr, -(prefix.len() as isize)))?;
+        let (input, shift) = bind_value(expr);
+        let (ast, asm) = self.assemble_exact(&input, false, (expr, shift))?;
         let compiled =
             crate::compile_parsed(INPUT_NAME, &asm.src, &ast).map_err(|e| relocate(e, &asm))?;
         let locals = &compiled.program.script.locals;
@@ -201,10 +206,9 @@ impl Session {
             if let [TopLevel::Stmt(s)] = &m.entries[..] {
                 if let StmtKind::Expr { expr, .. } = &s.kind {
                     if !is_print(expr) {
-                        let prefix = format!("let {VALUE} = ");
                         let span = expr.span.range();
-                        let shown = format!("{prefix}{};", &bare[span.clone()]);
-                        let shift = span.start as isize - prefix.len() as isize;
+                        let (shown, shift) = bind_value(&bare[span.clone()]);
+                        let shift = shift + span.start as isize;
                         return self.assemble_exact(&shown, true, (trimmed, shift));
                     }
                 }
@@ -285,6 +289,24 @@ impl Session {
         Ok((ast, asm))
     }
 
+    /// An evaluator for a compiled session source whose placeholders (its first statements)
+    /// hold the variables' values; also returns the placeholders' locals.
+    fn evaluator<'c>(
+        &self,
+        compiled: &'c Compiled,
+        exec: &'c dyn Executor,
+    ) -> (Evaluator<'c>, Vec<kiln_front::LocalId>) {
+        let mut ev = Evaluator::new(compiled, exec).with_threads(self.threads.clone());
+        let mut placeholders = Vec::new();
+        for (v, s) in self.vars.iter().zip(&compiled.program.script.stmts) {
+            if let TStmt::Let { locals, .. } = s {
+                ev.set_val(locals[0], v.val.clone());
+                placeholders.push(locals[0]);
+            }
+        }
+        (ev, placeholders)
+    }
+
     /// Runs the input's statements with the variables' values, then remembers the values
     /// of the variables they defined or changed (also when a statement fails).
     fn run(
@@ -294,16 +316,9 @@ impl Session {
         out: &mut dyn Write,
     ) -> Result<(), Error> {
         let exec = self.exec.clone();
-        let mut ev = Evaluator::new(compiled, exec.as_ref()).with_threads(self.threads.clone());
+        let (mut ev, placeholder_locals) = self.evaluator(compiled, exec.as_ref());
         let stmts = &compiled.program.script.stmts;
         let locals = &compiled.program.script.locals;
-        let mut placeholder_locals = Vec::new();
-        for (v, s) in self.vars.iter().zip(stmts) {
-            if let TStmt::Let { locals: ls, .. } = s {
-                ev.set_val(ls[0], v.val.clone());
-                placeholder_locals.push(ls[0]);
-            }
-        }
         let result = ev.run_stmts(&stmts[asm.placeholders..], out);
         // Placeholders declared with `var` may have been assigned.
         for (v, l) in self.vars.iter_mut().zip(&placeholder_locals) {
@@ -488,44 +503,19 @@ fn relocate_from(e: Error, asm: &Assembled, base: usize) -> Error {
     }
 }
 
-/// A runtime error located in what the user typed, as a diagnostic quoting it (as `kiln
-/// run` shows them); `None` when it has no location there.
+/// A runtime error located in what the user typed or in a remembered item, as a diagnostic
+/// quoting that text (as `kiln run` shows them).
 fn runtime_diagnostic(
     e: &RuntimeError,
     asm: &Assembled,
     place: Place<'_>,
     index: Option<&[usize]>,
 ) -> Option<Diagnostics> {
-    let loc = e.loc?;
     let (name, text) = match place {
         Place::Input => (INPUT_NAME.to_string(), asm.display.as_str()),
         Place::Item(item) => (format!("<{}>", item.name), item.src.as_str()),
     };
-    let lines = text.lines().count().max(1) as u32;
-    if loc.line == 0 || loc.line > lines {
-        return None;
-    }
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(loc.line as usize - 1)
-        .map(str::len)
-        .sum();
-    let offset = text[line_start..]
-        .char_indices()
-        .nth(loc.col.saturating_sub(1) as usize)
-        .map_or(text.len(), |(i, _)| line_start + i);
-    let end = (offset + loc.len.max(1) as usize).min(text.len());
-    let mut d = kiln_front::diag::error(
-        0,
-        kiln_syntax::Span::new(offset, end.max(offset)),
-        e.kind.to_string(),
-        format!("in `{}`", e.kernel),
-    );
-    if let Some(index) = index {
-        d.notes
-            .push(format!("at element {index:?} of the array operation"));
-    }
-    Some(Diagnostics::new(&name, text, vec![d]))
+    crate::runtime_diagnostic_in(&name, text, e, index)
 }
 
 /// Where a runtime error's location lies: in what the user typed, or in a remembered item
@@ -812,19 +802,13 @@ impl Session {
             return Err(Error::Usage(":time needs an expression".into()));
         }
         let expr = expr.trim_end_matches(';');
-        let prefix = format!("let {VALUE} = ");
-        let input = format!("{prefix}{expr};");
-        let (ast, asm) = self.assemble_exact(&input, true, (expr, -(prefix.len() as isize)))?;
+        let (input, shift) = bind_value(expr);
+        let (ast, asm) = self.assemble_exact(&input, true, (expr, shift))?;
         let compiled =
             crate::compile_parsed(INPUT_NAME, &asm.src, &ast).map_err(|e| relocate(e, &asm))?;
         let exec = self.exec.clone();
-        let mut ev = Evaluator::new(&compiled, exec.as_ref()).with_threads(self.threads.clone());
+        let (mut ev, _) = self.evaluator(&compiled, exec.as_ref());
         let stmts = &compiled.program.script.stmts;
-        for (v, s) in self.vars.iter().zip(stmts) {
-            if let TStmt::Let { locals: ls, .. } = s {
-                ev.set_val(ls[0], v.val.clone());
-            }
-        }
         let body = &stmts[asm.placeholders..];
         let mut sink = std::io::sink();
         let mut run = || -> Result<f64, Error> {
