@@ -550,14 +550,6 @@ fn relocate_runtime(mut e: RuntimeError, asm: &Assembled) -> (RuntimeError, Opti
     (e, place)
 }
 
-/// The scalar values of a variable, if it holds scalars.
-pub fn scalars(v: &Var) -> Option<&[Scalar]> {
-    match &v.val {
-        Val::S(s) => Some(s),
-        Val::A(_) => None,
-    }
-}
-
 /// What the editor does after a line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {
@@ -699,7 +691,7 @@ impl Session {
                 let n: usize = arg
                     .parse()
                     .map_err(|_| Error::Usage(format!(":threads takes a number, not `{arg}`")))?;
-                self.threads = Threads::new(n).map_err(Error::Usage)?;
+                self.set_threads(Threads::new(n).map_err(Error::Usage)?);
                 writeln!(out, "{n} threads").map_err(io)?;
             }
             ":load" | ":reload" => {
@@ -774,14 +766,14 @@ impl Session {
             "" => writeln!(out, "kernels run on {}", self.exec.name()).map_err(io)?,
             "cpu" => {
                 let cpu = crate::Cpu::new().map_err(|e| Error::Usage(e.to_string()))?;
-                self.exec = Arc::new(cpu);
+                self.set_executor(Arc::new(cpu));
                 writeln!(out, "kernels run on the CPU").map_err(io)?;
             }
             #[cfg(feature = "gpu")]
             "gpu" => {
                 let gpu = kiln_runtime::gpu::Gpu::new().map_err(|e| Error::Usage(e.to_string()))?;
                 writeln!(out, "kernels run on {} ({})", gpu.name(), gpu.arch()).map_err(io)?;
-                self.exec = Arc::new(gpu);
+                self.set_executor(Arc::new(gpu));
             }
             #[cfg(not(feature = "gpu"))]
             "gpu" => return Err(crate::emit::no_gpu_feature()),
