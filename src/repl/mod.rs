@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use kiln_front::typed::TStmt;
 use kiln_front::{Diag, Ty};
-use kiln_ir::{Scalar, ScalarType};
+use kiln_ir::ScalarType;
 use kiln_runtime::{DynArray, Executor, Threads};
 use kiln_syntax::ast::{StmtKind, TopLevel};
 
