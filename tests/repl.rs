@@ -50,6 +50,19 @@ fn items_variables_and_bare_expressions() {
     line(&mut s, "var n = 1;").unwrap();
     line(&mut s, "n = n + 41;").unwrap();
     assert_eq!(line(&mut s, "n").unwrap(), "42\n");
+    // A ufunc with two outputs over an array: a tuple of arrays, kept as one variable.
+    line(&mut s, "ufunc sc(x: f64) -> (f64, f64) { (x, 2.0 * x) }").unwrap();
+    line(&mut s, "let pair = sc(linspace(0.0, 1.0, 3));").unwrap();
+    assert_eq!(
+        line(&mut s, "pair").unwrap(),
+        "(array([0.0, 0.5, 1.0], shape=(3,), dtype=f64), array([0.0, 1.0, 2.0], shape=(3,), dtype=f64))\n"
+    );
+    let (p0, p1) = ("let (u, v) = pair;", "u + v");
+    line(&mut s, p0).unwrap();
+    assert_eq!(
+        line(&mut s, p1).unwrap(),
+        "array([0.0, 1.5, 3.0], shape=(3,), dtype=f64)\n"
+    );
     // print goes through as in a script.
     assert_eq!(line(&mut s, "print(\"n is\", n);").unwrap(), "n is 42\n");
 }
