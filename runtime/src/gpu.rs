@@ -481,11 +481,7 @@ impl Gpu {
         acc: Scalar,
         inputs: &[&DeviceArray],
     ) -> Result<Scalar, GpuError> {
-        let ty = m.kernel(combine).results[0];
-        let types: Vec<ScalarType> = match map {
-            Some(f) => m.kernel(f).params.clone(),
-            None => vec![ty],
-        };
+        let types = kiln_nvptx::reduce_inputs(m, map, combine);
         if inputs.len() != types.len()
             || inputs.iter().zip(&types).any(|(d, &t)| d.dtype != t)
             || inputs.windows(2).any(|w| w[0].shape != w[1].shape)
@@ -535,14 +531,7 @@ impl Gpu {
         let grid = groups.div_ceil(BLOCK as usize).clamp(1, 1 << 16) as u32;
         let n64 = n as u64;
         let mut b = stream.launch_builder(&loaded.functions[0]);
-        for p in ptrs {
-            b.arg(p);
-        }
-        for s in strides {
-            b.arg(s);
-        }
-        b.arg(&n64);
-        b.arg(&err_ptr);
+        push_operands(&mut b, ptrs, strides, &n64, &err_ptr);
         let cfg = LaunchConfig {
             grid_dim: (grid, 1, 1),
             block_dim: (BLOCK, 1, 1),
@@ -575,14 +564,7 @@ impl Gpu {
         let (pv, po) = (raw(&pvals, stream), raw(&poks, stream));
         let n64 = n as u64;
         let mut b = stream.launch_builder(&loaded.functions[0]);
-        for p in ptrs {
-            b.arg(p);
-        }
-        for s in strides {
-            b.arg(s);
-        }
-        b.arg(&n64);
-        b.arg(&err_ptr);
+        push_operands(&mut b, ptrs, strides, &n64, &err_ptr);
         b.arg(&lanes);
         b.arg(&pv);
         b.arg(&po);
@@ -789,6 +771,25 @@ fn call_shape(m: &Module, id: KernelId, args: &[DeviceArg]) -> Result<Vec<usize>
         }
     }
     Ok(shape.map_or_else(Vec::new, <[usize]>::to_vec))
+}
+
+/// The operand arguments every map and reduction kernel starts with (see
+/// `kiln_nvptx::entries`): pointers, element strides, `n`, the error word.
+fn push_operands<'a>(
+    b: &mut cudarc::driver::LaunchArgs<'a>,
+    ptrs: &'a [u64],
+    strides: &'a [i64],
+    n: &'a u64,
+    err: &'a u64,
+) {
+    for p in ptrs {
+        b.arg(p);
+    }
+    for s in strides {
+        b.arg(s);
+    }
+    b.arg(n);
+    b.arg(err);
 }
 
 /// The raw device address of `buf` (Kiln orders its own work: no event tracking).
@@ -1059,10 +1060,7 @@ impl Executor for Gpu {
                 },
             )
             .map_err(|e| e.runtime(&m.kernel(named).name))?;
-        let types = match map {
-            Some(f) => m.kernel(f).params.clone(),
-            None => vec![m.kernel(combine).results[0]],
-        };
+        let types = kiln_nvptx::reduce_inputs(m, map, combine);
         Ok(Box::new(GpuReduce {
             gpu: self,
             m,

@@ -228,10 +228,7 @@ impl Executor for LlvmHost {
             },
             named,
         )?;
-        let types = match map {
-            Some(f) => m.kernel(f).params.clone(),
-            None => vec![m.kernel(combine).results[0]],
-        };
+        let types = kiln_nvptx::reduce_inputs(m, map, combine);
         Ok(Box::new(HostReduce {
             code,
             m,

@@ -82,6 +82,15 @@ pub fn vector_width(types: &[ScalarType]) -> u32 {
     (16 / narrowest).clamp(1, 4)
 }
 
+/// The input types of a reduction: the map's parameters, or the combine's type when there
+/// is no map (one input reduced as is).
+pub fn reduce_inputs(m: &Module, map: Option<KernelId>, combine: KernelId) -> Vec<ScalarType> {
+    match map {
+        Some(f) => m.kernel(f).params.clone(),
+        None => vec![m.kernel(combine).results[0]],
+    }
+}
+
 /// Text with fresh names.
 struct Text {
     out: String,
@@ -396,6 +405,32 @@ fn group_loop(
     t.label("done");
 }
 
+/// A loop over thread `%tid`'s contiguous share of `0..%n` (`ceil(n / nth)` elements each),
+/// in order, with the index in `%i`; `body` may branch but must end in the block it
+/// continues in. Ends in block `done`.
+fn range_loop(t: &mut Text, body: &mut dyn FnMut(&mut Text)) {
+    t.l("%n1 = add i64 %n, %nth");
+    t.l("%n2 = sub i64 %n1, 1");
+    t.l("%chunk = udiv i64 %n2, %nth");
+    t.l("%start = mul i64 %tid, %chunk");
+    t.l("%stop0 = add i64 %start, %chunk");
+    t.l("%short = icmp ult i64 %stop0, %n");
+    t.l("%stop = select i1 %short, i64 %stop0, i64 %n");
+    t.l("%ip = alloca i64");
+    t.l("store i64 %start, ptr %ip");
+    t.l("br label %head");
+    t.label("head");
+    t.l("%i = load i64, ptr %ip");
+    t.l("%more = icmp ult i64 %i, %stop");
+    t.l("br i1 %more, label %body, label %done");
+    t.label("body");
+    body(t);
+    t.l("%inext = add i64 %i, 1");
+    t.l("store i64 %inext, ptr %ip");
+    t.l("br label %head");
+    t.label("done");
+}
+
 /// Folds `x` (register type `ty`) into the accumulator at `%accp`/`%okp` with `combine`;
 /// a failure reports element `index`.
 fn fold(t: &mut Text, m: &Module, unit: &mut Unit, combine: KernelId, x: &str, index: &str) {
@@ -638,10 +673,7 @@ fn reduce_entries(
 ) -> Result<(), BackendError> {
     let ty = m.kernel(combine).results[0];
     let mt = mem_ty(ty);
-    let inputs: Vec<ScalarType> = match map {
-        Some(f) => m.kernel(f).params.clone(),
-        None => vec![ty],
-    };
+    let inputs = reduce_inputs(m, map, combine);
     if let Some(f) = map {
         if m.kernel(f).results[..] != [ty] {
             return Err(BackendError(format!(
@@ -678,33 +710,16 @@ fn reduce_entries(
         group_loop(t, &ops, width, &uni, &mut element);
     } else {
         // A contiguous range per thread, in order.
-        t.l("%n1 = add i64 %n, %nth");
-        t.l("%n2 = sub i64 %n1, 1");
-        t.l("%chunk = udiv i64 %n2, %nth");
-        t.l("%start = mul i64 %tid, %chunk");
-        t.l("%stop0 = add i64 %start, %chunk");
-        t.l("%short = icmp ult i64 %stop0, %n");
-        t.l("%stop = select i1 %short, i64 %stop0, i64 %n");
-        t.l("%ip = alloca i64");
-        t.l("store i64 %start, ptr %ip");
-        t.l("br label %head");
-        t.label("head");
-        t.l("%i = load i64, ptr %ip");
-        t.l("%more = icmp ult i64 %i, %stop");
-        t.l("br i1 %more, label %body, label %done");
-        t.label("body");
-        let mut ins = Vec::new();
-        for (j, &ity) in inputs.iter().enumerate() {
-            let off = t.fresh("%off");
-            t.l(format!("{off} = mul i64 %i, %s{j}"));
-            let a = t.gep(ity, &format!("%p{j}"), &off);
-            ins.push(t.load(ity, &a));
-        }
-        element(t, ins, "%i");
-        t.l("%inext = add i64 %i, 1");
-        t.l("store i64 %inext, ptr %ip");
-        t.l("br label %head");
-        t.label("done");
+        range_loop(t, &mut |t| {
+            let mut ins = Vec::new();
+            for (j, &ity) in inputs.iter().enumerate() {
+                let off = t.fresh("%off");
+                t.l(format!("{off} = mul i64 %i, %s{j}"));
+                let a = t.gep(ity, &format!("%p{j}"), &off);
+                ins.push(t.load(ity, &a));
+            }
+            element(t, ins, "%i");
+        });
     }
     t.l("ret void");
     t.out.push_str("}\n\n");
@@ -740,35 +755,18 @@ fn reduce_entries(
     // Phase 2, per thread: fold a contiguous range of the block results that are present.
     let _ = writeln!(t.out, "define internal void @fold_partials(i64 %tid, i64 %nth, ptr %vals, ptr %oks, i64 %n, ptr %err, ptr %accp, ptr %okp) alwaysinline {{");
     t.label("entry");
-    t.l("%n1 = add i64 %n, %nth");
-    t.l("%n2 = sub i64 %n1, 1");
-    t.l("%chunk = udiv i64 %n2, %nth");
-    t.l("%start = mul i64 %tid, %chunk");
-    t.l("%stop0 = add i64 %start, %chunk");
-    t.l("%short = icmp ult i64 %stop0, %n");
-    t.l("%stop = select i1 %short, i64 %stop0, i64 %n");
-    t.l("%ip = alloca i64");
-    t.l("store i64 %start, ptr %ip");
-    t.l("br label %head");
-    t.label("head");
-    t.l("%i = load i64, ptr %ip");
-    t.l("%more = icmp ult i64 %i, %stop");
-    t.l("br i1 %more, label %body, label %done");
-    t.label("body");
-    t.l("%po = getelementptr i8, ptr %oks, i64 %i");
-    t.l("%o = load i8, ptr %po");
-    t.l("%present = icmp ne i8 %o, 0");
-    t.l("br i1 %present, label %take, label %next");
-    t.label("take");
-    let pv = t.gep(ty, "%vals", "%i");
-    let v = t.load(ty, &pv);
-    fold(t, m, unit, combine, &v, "0");
-    t.l("br label %next");
-    t.label("next");
-    t.l("%inext = add i64 %i, 1");
-    t.l("store i64 %inext, ptr %ip");
-    t.l("br label %head");
-    t.label("done");
+    range_loop(t, &mut |t| {
+        t.l("%po = getelementptr i8, ptr %oks, i64 %i");
+        t.l("%o = load i8, ptr %po");
+        t.l("%present = icmp ne i8 %o, 0");
+        t.l("br i1 %present, label %take, label %next");
+        t.label("take");
+        let pv = t.gep(ty, "%vals", "%i");
+        let v = t.load(ty, &pv);
+        fold(t, m, unit, combine, &v, "0");
+        t.l("br label %next");
+        t.label("next");
+    });
     t.l("ret void");
     t.out.push_str("}\n\n");
 

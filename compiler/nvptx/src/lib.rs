@@ -33,7 +33,7 @@ use inkwell::targets::{
 use inkwell::OptimizationLevel;
 use kiln_ir::Module;
 
-pub use entries::{vector_width, Entry, Flavor, BLOCK};
+pub use entries::{reduce_inputs, vector_width, Entry, Flavor, BLOCK};
 pub use ll::Site;
 
 /// A fingerprint of this build's code generator (a hash of its source): caches of
