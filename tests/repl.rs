@@ -140,7 +140,12 @@ fn commands() {
         doc.contains("ufunc twice<T: float>(x: T) -> T") && doc.contains("Doubles."),
         "{doc}"
     );
-    assert!(line(&mut s, ":doc exp").unwrap().contains("builtin"));
+    let exp = line(&mut s, ":doc exp").unwrap();
+    assert!(exp.starts_with("builtin exp<T: float>(T) -> T"), "{exp}");
+    assert!(exp.contains("ulp (f64)") && exp.contains("Cody"), "{exp}");
+    assert!(line(&mut s, ":doc linspace")
+        .unwrap()
+        .contains("script builtin"));
     let ir = line(&mut s, ":ir twice f32").unwrap();
     assert!(ir.contains("ufunc twice<f32>"), "{ir}");
     let clif = line(&mut s, ":clif twice f64").unwrap();

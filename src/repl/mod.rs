@@ -752,9 +752,12 @@ impl Session {
                 None => format!("{sig}\n\n(no documentation: write `///` lines before it)"),
             });
         }
-        if kiln_front::builtins::Builtin::from_name(name).is_some() {
+        if let Some(doc) = builtin_doc(name) {
+            return Ok(doc);
+        }
+        if name == "print" || kiln_front::check::ARRAY_BUILTINS.contains(&name) {
             return Ok(format!(
-                "`{name}` is a builtin (docs/language.md §8 lists every builtin; docs/math.md gives each math function's accuracy)"
+                "`{name}` is a script builtin (arrays and output): docs/language.md §11"
             ));
         }
         Err(Error::Usage(format!("no item or builtin named `{name}`")))
@@ -841,6 +844,37 @@ impl Session {
         .map_err(io)?;
         Ok(())
     }
+}
+
+/// The math page, whose table gives each function's measured accuracy and algorithm.
+const MATH_DOC: &str = include_str!("../../docs/math.md");
+
+/// A kernel builtin's signature and, for the math library's functions, its measured accuracy
+/// and algorithm (from docs/math.md).
+fn builtin_doc(name: &str) -> Option<String> {
+    let b = kiln_front::builtins::Builtin::from_name(name)?;
+    let sig = b.signature();
+    let generic = sig
+        .class
+        .map(|c| format!("<T: {}>", c.name()))
+        .unwrap_or_default();
+    let params: Vec<String> = sig.params.iter().map(|t| t.to_string()).collect();
+    let mut doc = format!(
+        "builtin {name}{generic}({}) -> {}",
+        params.join(", "),
+        sig.ret
+    );
+    let row = format!("| `{name}` |");
+    if let Some(line) = MATH_DOC.lines().find(|l| l.starts_with(&row)) {
+        let cells: Vec<&str> = line.split(" | ").map(str::trim).collect();
+        if let [_, f64_ulp, f32_ulp, _, algorithm] = &cells[..] {
+            doc.push_str(&format!(
+                "\n\nmax error {f64_ulp} ulp (f64), {f32_ulp} ulp (f32), measured against MPFR\n{}",
+                algorithm.trim_end_matches('|').trim().replace("\\|", "|")
+            ));
+        }
+    }
+    Some(doc)
 }
 
 /// An item's first line, up to its body.
