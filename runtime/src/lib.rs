@@ -432,48 +432,18 @@ impl Executor for CpuLoops {
 
     fn call(&self, m: &Module, id: KernelId, args: &[Scalar]) -> Result<Vec<Scalar>, RuntimeError> {
         let k = m.kernel(id);
-        let n = Self::COPIES;
-        let size = |t: ScalarType| kiln_cranelift::byte_size(t) as usize;
-        // One 8-byte-aligned buffer per operand, inputs then outputs.
-        let mut bufs: Vec<Vec<u64>> = k
-            .params
-            .iter()
-            .chain(&k.results)
-            .map(|&t| vec![0u64; (n * size(t)).div_ceil(8)])
-            .collect();
-        for ((buf, &a), &t) in bufs.iter_mut().zip(args).zip(&k.params) {
-            let bytes = a.to_bits().to_le_bytes();
-            let s = size(t);
-            let raw = bytemuck_bytes(buf);
-            for i in 0..n {
-                raw[i * s..(i + 1) * s].copy_from_slice(&bytes[..s]);
-            }
-        }
-        let ptrs: Vec<*mut u8> = bufs.iter_mut().map(|b| b.as_mut_ptr() as *mut u8).collect();
-        let strides: Vec<isize> = k
-            .params
-            .iter()
-            .chain(&k.results)
-            .map(|&t| size(t) as isize)
-            .collect();
         let code = self
             .0
             .compile(m, id, kiln_cranelift::Shape::Loop { uniform: 0 })?;
-        // SAFETY: every operand buffer holds `n` elements of its dtype, 8-byte aligned.
-        unsafe { code.run_loop(n, &ptrs, &strides) }.map_err(|(_, e)| e)?;
-        let mut results = Vec::with_capacity(k.results.len());
-        for (j, &t) in k.results.iter().enumerate() {
-            let s = size(t);
-            let raw = bytemuck_bytes(&mut bufs[k.params.len() + j]);
-            let at = |i: usize| {
-                let mut b = [0u8; 8];
-                b[..s].copy_from_slice(&raw[i * s..(i + 1) * s]);
-                Scalar::from_bits(t, u64::from_le_bytes(b))
-            };
-            let first = at(0);
+        let outs = run_copies(&CpuLoop(code), k, args, Self::COPIES, |t| {
+            kiln_cranelift::byte_size(t) as usize
+        })?;
+        let mut results = Vec::with_capacity(outs.len());
+        for lanes in outs {
+            let first = lanes[0];
             // Lanes that disagree: a SIMD bug, reported as an internal error so that the
             // corpus shows this executor disagreeing with the others.
-            if (1..n).any(|i| !at(i).same(first)) {
+            if lanes.iter().any(|v| !v.same(first)) {
                 return Err(RuntimeError {
                     kind: ErrorKind::Internal,
                     kernel: k.name.clone(),
@@ -502,6 +472,54 @@ impl Executor for CpuLoops {
     ) -> Result<Box<dyn ReduceLoop + 'm>, RuntimeError> {
         self.0.reduce_loop(m, map, combine)
     }
+}
+
+/// Runs kernel `k` through `inner` over `n` copies of the scalar arguments `args`, each
+/// operand's elements `stride(dtype)` bytes apart (at least the element's size, at most 8),
+/// and returns each output's `n` values. Executors that check their loops against their
+/// scalar code use it (`cpu-loop`, `llvm-host`).
+pub(crate) fn run_copies(
+    inner: &dyn InnerLoop,
+    k: &kiln_ir::Kernel,
+    args: &[Scalar],
+    n: usize,
+    stride: impl Fn(ScalarType) -> usize,
+) -> Result<Vec<Vec<Scalar>>, RuntimeError> {
+    let types: Vec<ScalarType> = k.params.iter().chain(&k.results).copied().collect();
+    // One 8-byte-aligned buffer per operand, inputs then outputs.
+    let mut bufs: Vec<Vec<u64>> = types
+        .iter()
+        .map(|&t| vec![0u64; (n * stride(t)).div_ceil(8)])
+        .collect();
+    let size = |t: ScalarType| crate::array::element_bytes(t);
+    for ((buf, &a), &t) in bufs.iter_mut().zip(args).zip(&k.params) {
+        let bytes = a.to_bits().to_le_bytes();
+        let (s, st) = (size(t), stride(t));
+        let raw = bytemuck_bytes(buf);
+        for i in 0..n {
+            raw[i * st..i * st + s].copy_from_slice(&bytes[..s]);
+        }
+    }
+    let ptrs: Vec<*mut u8> = bufs.iter_mut().map(|b| b.as_mut_ptr() as *mut u8).collect();
+    let strides: Vec<isize> = types.iter().map(|&t| stride(t) as isize).collect();
+    // SAFETY: every operand buffer holds `n` elements of its dtype `stride` bytes apart,
+    // 8-byte aligned.
+    unsafe { inner.run(n, &ptrs, &strides) }.map_err(|(_, e)| e)?;
+    Ok(k.results
+        .iter()
+        .enumerate()
+        .map(|(j, &t)| {
+            let (s, st) = (size(t), stride(t));
+            let raw = bytemuck_bytes(&mut bufs[k.params.len() + j]);
+            (0..n)
+                .map(|i| {
+                    let mut b = [0u8; 8];
+                    b[..s].copy_from_slice(&raw[i * st..i * st + s]);
+                    Scalar::from_bits(t, u64::from_le_bytes(b))
+                })
+                .collect()
+        })
+        .collect())
 }
 
 /// The bytes of a `u64` buffer.

@@ -164,26 +164,13 @@ impl Executor for LlvmHost {
         if k.kind == kiln_ir::KernelKind::Thunk || k.params.is_empty() && k.results.is_empty() {
             return Ok(results);
         }
-        // The same call through the map entry, on every element of a small array.
-        let n = Self::COPIES;
-        let types: Vec<ScalarType> = k.params.iter().chain(&k.results).copied().collect();
-        let mut bufs: Vec<Vec<u64>> = types.iter().map(|_| vec![0u64; n]).collect();
-        for (buf, a) in bufs.iter_mut().zip(args) {
-            // One element per 8-byte word, stride 8 bytes: a strided layout for every type
-            // narrower than 8 bytes, exercising the element-by-element path too.
-            buf.iter_mut().for_each(|w| *w = a.to_bits());
-        }
-        let ptrs: Vec<*mut u8> = bufs.iter_mut().map(|b| b.as_mut_ptr().cast()).collect();
-        let strides: Vec<isize> = vec![8; types.len()];
+        // The same call through the map entry, on every element of a small array: one
+        // element per 8-byte word, a strided layout for every type narrower than 8 bytes,
+        // so the element-by-element path runs too.
         let map = self.inner_loop(m, id, 0)?;
-        // SAFETY: every buffer holds `n` 8-byte words, each holding one element.
-        unsafe { map.run(n, &ptrs, &strides) }.map_err(|(_, e)| e)?;
-        for (j, &t) in k.results.iter().enumerate() {
-            let buf = &bufs[k.params.len() + j];
-            if buf
-                .iter()
-                .any(|&w| !Scalar::from_bits(t, w).same(results[j]))
-            {
+        let outs = crate::run_copies(map.as_ref(), k, args, Self::COPIES, |_| 8)?;
+        for (lanes, r) in outs.iter().zip(&results) {
+            if lanes.iter().any(|v| !v.same(*r)) {
                 return Err(internal(&k.name));
             }
         }
