@@ -1,5 +1,5 @@
 //! The REPL as a person uses it: `kiln` started on a pseudo-terminal (rexpect), a session
-//! with a syntax error, a multi-line item, a redefinition, an endless loop (its progress
+//! with a syntax error, a multi-line item, tab completion, a redefinition, an endless loop (its progress
 //! spinner shown after a second) interrupted with Ctrl-C (variables intact afterwards), a `:time`, and Ctrl-D to leave. Checks what the
 //! screen shows.
 #![cfg(unix)]
@@ -37,6 +37,15 @@ fn a_session_on_a_terminal() -> Result<(), rexpect::error::Error> {
     p.exp_string(PROMPT)?;
     p.send_line("f(x)")?;
     p.exp_string("shape=(1000000,), dtype=f64)")?;
+    p.exp_string(PROMPT)?;
+
+    // Tab completes names: `tw<Tab>` becomes `twice`.
+    p.send_line("ufunc twice(x: f64) -> f64 { 2.0 * x }")?;
+    p.exp_string("defined `twice`")?;
+    p.exp_string(PROMPT)?;
+    p.send("tw\t")?;
+    p.send_line("(21.0)")?;
+    p.exp_string("42.0")?;
     p.exp_string(PROMPT)?;
 
     // Redefinition: later calls use the new definition.
