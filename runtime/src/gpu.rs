@@ -121,19 +121,6 @@ pub(crate) fn entry_key(m: &Module, entry: Entry) -> Vec<u64> {
     key
 }
 
-/// The runtime error of status `status` of code with `sites`, named after `kernel`.
-pub(crate) fn site_error(sites: &[Site], status: u32, kernel: &str) -> RuntimeError {
-    let site = (status as usize)
-        .checked_sub(1)
-        .and_then(|i| sites.get(i))
-        .copied();
-    RuntimeError {
-        kind: site.map_or(ErrorKind::Internal, |s| s.kind),
-        kernel: kernel.to_string(),
-        loc: site.and_then(|s| s.loc),
-    }
-}
-
 pub(crate) fn internal(kernel: &str) -> RuntimeError {
     RuntimeError {
         kind: ErrorKind::Internal,
@@ -803,7 +790,7 @@ fn check_word(loaded: &Loaded, word: u64, kernel: &str) -> Result<(), GpuError> 
     match decode_error(word) {
         None => Ok(()),
         Some((i, st)) => Err(GpuError::Kernel {
-            error: site_error(&loaded.sites, st, kernel),
+            error: Site::error(&loaded.sites, st, kernel),
             index: i as usize,
         }),
     }
@@ -899,7 +886,7 @@ impl InnerLoop for GpuMap<'_> {
         };
         match r {
             Ok(None) => Ok(()),
-            Ok(Some((i, st))) => Err((i, site_error(&self.loaded.sites, st, &self.kernel))),
+            Ok(Some((i, st))) => Err((i, Site::error(&self.loaded.sites, st, &self.kernel))),
             Err(e) => Err((0, e.runtime(&self.kernel))),
         }
     }
@@ -953,9 +940,10 @@ impl ReduceLoop for GpuReduce<'_> {
         match run() {
             Ok((v, word)) => match decode_error(word) {
                 None => Ok(v),
-                Some((i, st)) => {
-                    Err((i as usize, site_error(&self.loaded.sites, st, &self.kernel)))
-                }
+                Some((i, st)) => Err((
+                    i as usize,
+                    Site::error(&self.loaded.sites, st, &self.kernel),
+                )),
             },
             Err(e) => Err((0, e.runtime(&self.kernel))),
         }
@@ -1003,7 +991,7 @@ impl Executor for Gpu {
             let status = stream.clone_dtoh(&st).map_err(driver)?[0];
             if status != 0 {
                 return Err(GpuError::Kernel {
-                    error: site_error(&loaded.sites, status as u32, &k.name),
+                    error: Site::error(&loaded.sites, status as u32, &k.name),
                     index: 0,
                 });
             }

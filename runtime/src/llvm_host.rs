@@ -19,7 +19,7 @@ use kiln_nvptx::host::{decode_error, HostCode};
 use kiln_nvptx::Entry;
 
 use crate::array::element_bytes as elem_size;
-use crate::gpu::{entry_key, exact_lanes, internal, site_error};
+use crate::gpu::{entry_key, exact_lanes, internal};
 use crate::{Executor, InnerLoop, ReduceLoop};
 
 /// The GPU code generator's output, run on the host (see the module documentation).
@@ -97,7 +97,7 @@ impl InnerLoop for HostMap {
             None => Ok(()),
             Some((i, status)) => Err((
                 i as usize,
-                site_error(&self.code.sites, status, &self.kernel),
+                kiln_nvptx::Site::error(&self.code.sites, status, &self.kernel),
             )),
         }
     }
@@ -131,7 +131,7 @@ impl ReduceLoop for HostReduce<'_> {
             None => Ok(Scalar::from_bits(acc.ty(), slot)),
             Some((i, status)) => Err((
                 i as usize,
-                site_error(&self.code.sites, status, &self.kernel),
+                kiln_nvptx::Site::error(&self.code.sites, status, &self.kernel),
             )),
         }
     }
@@ -153,7 +153,7 @@ impl Executor for LlvmHost {
         let mut out = vec![0u64; k.results.len().max(1)];
         let status = code.call(&slots, &mut out);
         if status != 0 {
-            return Err(site_error(&code.sites, status as u32, &k.name));
+            return Err(kiln_nvptx::Site::error(&code.sites, status as u32, &k.name));
         }
         let results: Vec<Scalar> = k
             .results

@@ -187,15 +187,7 @@ fn read_slot(slot: &u64, ty: ScalarType) -> Scalar {
 
 impl Code {
     fn error(&self, status: i32) -> RuntimeError {
-        let site = usize::try_from(status - 1)
-            .ok()
-            .and_then(|i| self.sites.get(i))
-            .copied();
-        RuntimeError {
-            kind: site.map_or(kiln_interp::ErrorKind::AssertionFailed, |s| s.kind),
-            kernel: self.kernel.clone(),
-            loc: site.and_then(|s| s.loc),
-        }
+        Site::error(&self.sites, status.max(0) as u32, &self.kernel)
     }
 
     /// Parameter types.

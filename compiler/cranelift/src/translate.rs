@@ -84,14 +84,7 @@ pub fn mem() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
-/// Why a trap site fails, and where in the source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Site {
-    /// What failed.
-    pub kind: ErrorKind,
-    /// The operation's source location, if the IR had one.
-    pub loc: Option<SourceLoc>,
-}
+pub use kiln_interp::Site;
 
 /// The trap sites of one compilation unit; status code `n` (≥ 1) is `sites[n - 1]`.
 #[derive(Debug, Default)]

@@ -77,6 +77,32 @@ pub fn interrupted() -> bool {
     INTERRUPT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// A place where compiled code can fail, as back ends record them: generated code returns
+/// status `n ≥ 1` for `sites[n - 1]` of its compilation unit (0 is success).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// What failed.
+    pub kind: ErrorKind,
+    /// The operation's source location, if the IR had one.
+    pub loc: Option<SourceLoc>,
+}
+
+impl Site {
+    /// The runtime error of status `status` of code with trap sites `sites`, named after
+    /// `kernel` (a status no site has is a back-end bug: [`ErrorKind::Internal`]).
+    pub fn error(sites: &[Site], status: u32, kernel: &str) -> RuntimeError {
+        let site = (status as usize)
+            .checked_sub(1)
+            .and_then(|i| sites.get(i))
+            .copied();
+        RuntimeError {
+            kind: site.map_or(ErrorKind::Internal, |s| s.kind),
+            kernel: kernel.to_string(),
+            loc: site.and_then(|s| s.loc),
+        }
+    }
+}
+
 /// Deepest call nesting the interpreter allows (the front end rejects recursion, so only
 /// hand-made IR can get near it).
 pub const MAX_CALL_DEPTH: usize = 64;

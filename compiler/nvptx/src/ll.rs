@@ -34,14 +34,7 @@ use kiln_ir::{
 
 use crate::BackendError;
 
-/// A place where generated code can fail: status `n ≥ 1` means `sites[n - 1]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Site {
-    /// What failed.
-    pub kind: ErrorKind,
-    /// The operation's source location, if the IR had one.
-    pub loc: Option<SourceLoc>,
-}
+pub use kiln_interp::Site;
 
 /// The LLVM type of a value of `ty` in registers.
 pub fn reg_ty(ty: ScalarType) -> &'static str {
