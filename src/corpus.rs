@@ -5,7 +5,7 @@
 //! | directive | meaning |
 //! |---|---|
 //! | `// test: error ir opt` | stages: expect compile errors; compare IR snapshots (`NAME.ir` as lowered, `NAME.opt.ir` optimised) |
-//! | `// run: EXPR == EXPECTED` | bit-exact (any NaN equals any NaN; tuples componentwise) |
+//! | `// run: EXPR == EXPECTED` | bit-exact, NaN bits included (tuples componentwise) |
 //! | `// run: EXPR is nan` | a float NaN |
 //! | `// run: EXPR ~= EXPECTED ulps=N` | within N ulps |
 //! | `// run: EXPR error "TEXT"` | a runtime error whose message contains TEXT |
@@ -37,13 +37,29 @@ pub struct Options {
     pub bless: bool,
     /// The executors every case runs on; the first is the reference.
     pub executors: Vec<Box<dyn Executor>>,
+    /// The wall-clock budget of one case on all executors together: past it, running
+    /// kernels are interrupted and the case fails (native code has no instruction budget,
+    /// so a loop that never ends would otherwise hang the run).
+    pub time_limit: std::time::Duration,
+    /// The statements and loop iterations a case's script may execute on each executor
+    /// (the same count everywhere, so every executor stops at the same point).
+    pub script_steps: u64,
 }
+
+/// The default [`Options::time_limit`]: 60 s, far beyond the slowest case (under 2 s in a
+/// debug build).
+pub const DEFAULT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The default [`Options::script_steps`].
+pub const DEFAULT_SCRIPT_STEPS: u64 = 10_000_000;
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             bless: std::env::var_os("KILN_BLESS").is_some_and(|v| v != "0"),
             executors: default_executors(),
+            time_limit: DEFAULT_TIME_LIMIT,
+            script_steps: DEFAULT_SCRIPT_STEPS,
         }
     }
 }
@@ -146,7 +162,16 @@ pub fn run_dir(
     let all = cases(dir)?;
     let mut wanted: BTreeSet<PathBuf> = BTreeSet::new();
     for path in &all {
-        let result = run_case(path, opts, &mut report.blessed, &mut wanted);
+        let (result, timed_out) = with_deadline(opts.time_limit, || {
+            run_case(path, opts, &mut report.blessed, &mut wanted)
+        });
+        let result = match result {
+            Err(e) if timed_out => Err(format!(
+                "the case did not finish within {} s and was stopped (a loop that does not end?): {e}",
+                opts.time_limit.as_secs_f64()
+            )),
+            other => other,
+        };
         progress(path, result.as_ref().map(|_| ()).map_err(String::as_str));
         match result {
             Ok(()) => report.passed += 1,
@@ -170,6 +195,35 @@ pub fn run_dir(
         }
     }
     Ok(report)
+}
+
+/// Runs `f`; if it takes longer than `limit`, running kernels are interrupted (as by
+/// Ctrl-C: native loops check the flag at every back-edge, the interpreter at every block,
+/// scripts at every statement). Returns `f`'s result and whether the deadline passed.
+fn with_deadline<T>(limit: std::time::Duration, f: impl FnOnce() -> T) -> (T, bool) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc::{channel, RecvTimeoutError};
+    use std::sync::Arc;
+    let (done, wait) = channel::<()>();
+    let fired = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let fired = fired.clone();
+        std::thread::spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+                fired.store(true, Ordering::SeqCst);
+                crate::interrupt::request();
+            }
+        })
+    };
+    let out = f();
+    drop(done);
+    // The watchdog only waits on the channel, which `drop` just closed.
+    let _ = watchdog.join();
+    let fired = fired.load(Ordering::SeqCst);
+    if fired {
+        crate::interrupt::clear();
+    }
+    (out, fired)
 }
 
 #[derive(Debug)]
@@ -498,7 +552,7 @@ fn run_line(
 ) -> Result<(), String> {
     let mut reference: Option<(String, Result<Vec<Scalar>, String>)> = None;
     for exec in &opts.executors {
-        let mut ev = Evaluator::new(c, exec.as_ref());
+        let mut ev = Evaluator::new(c, exec.as_ref()).with_step_budget(opts.script_steps);
         let mut out = Vec::new();
         let actual = ev.run_stmts(&pair[..1], &mut out).map(|_| ());
         let result: Result<Vec<Scalar>, String> = match actual {
@@ -588,7 +642,7 @@ fn run_script(
 ) -> Result<(), String> {
     let mut reference: Option<(String, String, Option<String>)> = None;
     for exec in &opts.executors {
-        let mut ev = Evaluator::new(c, exec.as_ref());
+        let mut ev = Evaluator::new(c, exec.as_ref()).with_step_budget(opts.script_steps);
         let mut out = Vec::new();
         let err = match ev.run_stmts(script, &mut out) {
             Ok(()) => None,

@@ -35,6 +35,11 @@ pub fn emit(
     item: Option<&str>,
     types: &[String],
 ) -> Result<String, Error> {
+    if item.is_none() && !types.is_empty() {
+        return Err(Error::Usage(
+            "--types picks a specialisation of the item that --item names; give --item too".into(),
+        ));
+    }
     if let Stage::Ast = stage {
         let ast = crate::parse(name, src)?;
         let entries: Vec<_> = ast
@@ -46,6 +51,20 @@ pub fn emit(
                 _ => false,
             })
             .collect();
+        if let Some(n) = item {
+            if entries.is_empty() {
+                let names = ast.entries.iter().filter_map(|e| match e {
+                    kiln_syntax::ast::TopLevel::Item(i) => Some(i.name().name.as_str()),
+                    _ => None,
+                });
+                return Err(unknown_item(n, names));
+            }
+            if !types.is_empty() {
+                return Err(Error::Usage(
+                    "the syntax tree has no specialisations: --types applies to ir, opt, clif, asm, llvm and ptx".into(),
+                ));
+            }
+        }
         return Ok(format!("{entries:#?}\n"));
     }
     let compiled = crate::compile(name, src)?;
@@ -53,6 +72,22 @@ pub fn emit(
         Stage::Ir => &compiled.module,
         _ => &compiled.optimized,
     };
+    if let Some(c) = item.filter(|n| compiled.program.const_ids.contains_key(*n)) {
+        let id = compiled
+            .kernel(c, &[])
+            .ok_or_else(|| Error::Usage(format!("the constant `{c}` has no IR (a Kiln bug)")))?;
+        return match stage {
+            Stage::Ir | Stage::Opt if types.is_empty() => {
+                Ok(kiln_ir::write_kernel(module.kernel(id)))
+            }
+            Stage::Ir | Stage::Opt => Err(Error::Usage(format!(
+                "`{c}` is a constant: it has no type parameters for --types"
+            ))),
+            _ => Err(Error::Usage(format!(
+                "`{c}` is a constant: it has no native code of its own (its value is folded into every use); `kiln emit ir --item {c}` shows it"
+            ))),
+        };
+    }
     let Some(item_name) = item else {
         return match stage {
             Stage::Clif | Stage::Asm | Stage::Llvm | Stage::Ptx => {
@@ -73,7 +108,10 @@ pub fn emit(
     let (_, it) = compiled
         .program
         .item(item_name)
-        .ok_or_else(|| Error::Usage(format!("no item named `{item_name}`")))?;
+        .ok_or_else(|| {
+            let names = compiled.program.items.iter().map(|i| i.name.as_str());
+            unknown_item(item_name, names.chain(compiled.program.consts.iter().map(|c| c.name.as_str())))
+        })?;
     let mut tys = Vec::new();
     for t in types {
         tys.push(
@@ -107,6 +145,18 @@ pub fn emit(
         Stage::Clif | Stage::Asm | Stage::Llvm | Stage::Ptx => native(stage, module, id),
         _ => Ok(kiln_ir::write_kernel(module.kernel(id))),
     }
+}
+
+/// "no item named `name`", with the closest name in `names`, if one is close.
+fn unknown_item<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Error {
+    let best = names
+        .map(|n| (strsim::jaro_winkler(name, n), n))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    Error::Usage(match best {
+        Some((_, n)) => format!("no item named `{name}`; did you mean `{n}`?"),
+        None => format!("no item named `{name}`"),
+    })
 }
 
 /// The Cranelift IR or machine code of kernel `id`'s native entry point: a ufunc's loop,

@@ -268,6 +268,10 @@ impl JitModule {
                 file: Some(self.compiled.name.clone()),
                 index,
             },
+            kiln_runtime::Error::Call(error) => Error::Runtime {
+                error,
+                file: Some(self.compiled.name.clone()),
+            },
         }
     }
 }

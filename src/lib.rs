@@ -253,6 +253,49 @@ pub fn math_library() -> Option<&'static kiln_front::mathlib::MathLib> {
     .as_ref()
 }
 
+/// The largest source file Kiln reads: 16 MiB. A bound, so that `kiln run /dev/zero` or a
+/// mistyped path to a data file fails at once instead of filling memory.
+pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
+
+/// Reads a source file (`-`: standard input) as UTF-8, at most [`MAX_SOURCE_BYTES`]. Returns
+/// the name to show in diagnostics and the text.
+pub fn read_source(path: &std::path::Path) -> Result<(String, String), Error> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let io = |error| Error::Io {
+        path: name.clone(),
+        error,
+    };
+    let mut bytes = Vec::new();
+    let reader: Box<dyn Read> = if name == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(io)?)
+    };
+    // One byte past the limit tells a file at the limit from a longer one.
+    reader
+        .take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(Error::Usage(format!(
+            "{name}: the source is larger than {} MiB; Kiln reads at most that much",
+            MAX_SOURCE_BYTES >> 20
+        )));
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok((name, s)),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            Err(Error::Usage(format!(
+                "{name}:{line}: the file is not valid UTF-8 (byte {at})"
+            )))
+        }
+    }
+}
+
 /// Parses, checks, lowers (every item, every specialisation) and optimises `src`. Every
 /// independent error in the file is reported.
 pub fn compile(name: &str, src: &str) -> Result<Compiled, Error> {
@@ -300,6 +343,9 @@ pub fn compile_parsed(
     }
     let mut lowerer = kiln_front::Lowerer::new(&program).with_math(math_library());
     let mut errors = Vec::new();
+    if let Err(e) = lowerer.evaluate_consts() {
+        errors.extend(e);
+    }
     for i in 0..program.consts.len() {
         if let Err(e) = lowerer.constant(kiln_front::ConstId(i as u32)) {
             errors.extend(e);

@@ -1,7 +1,7 @@
 //! The `kiln` command: run and check scripts, show the compiler's stages, run a corpus.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[cfg(not(feature = "gpu"))]
 use kiln::emit::no_gpu_feature;
 use kiln::emit::{emit, Stage};
-use kiln::{Error, Executor, Interpreter};
+use kiln::{read_source, Error, Executor, Interpreter};
 
 #[derive(Parser)]
 #[command(
@@ -40,8 +40,9 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "cpu")]
         backend: Backend,
-        /// Interpreter only: stop a kernel call after this many IR instructions (default:
-        /// no limit). Native code has no budget.
+        /// Interpreter only: stop after this many IR instructions per kernel call, and this
+        /// many script statements and loop iterations (default: no limit). Native code has
+        /// no instruction budget, so this needs `--backend interp`.
         #[arg(long)]
         fuel: Option<u64>,
     },
@@ -65,46 +66,29 @@ enum Command {
         /// Rewrite snapshot files instead of comparing them.
         #[arg(long)]
         bless: bool,
+        /// Seconds one case may run (on all executors together) before it is stopped and
+        /// fails.
+        #[arg(long, default_value_t = 60)]
+        time_limit: u64,
     },
-}
-
-fn read_source(path: &Path) -> Result<(String, String), Error> {
-    let name = path.display().to_string();
-    let bytes = if name == "-" {
-        let mut b = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut b)
-            .map_err(|error| Error::Io {
-                path: name.clone(),
-                error,
-            })?;
-        b
-    } else {
-        std::fs::read(path).map_err(|error| Error::Io {
-            path: name.clone(),
-            error,
-        })?
-    };
-    match String::from_utf8(bytes) {
-        Ok(s) => Ok((name, s)),
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let bytes = e.as_bytes();
-            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-            Err(Error::Usage(format!(
-                "{name}:{line}: the file is not valid UTF-8 (byte {at})"
-            )))
-        }
-    }
 }
 
 fn cpu() -> Result<kiln::Cpu, Error> {
     kiln::Cpu::new().map_err(|e| Error::Usage(e.to_string()))
 }
 
-fn run_script(name: &str, src: &str, exec: &dyn Executor) -> Result<(), Error> {
+/// A command-line usage error: reported as clap reports its own (with the usage line), exit
+/// status 2.
+fn usage_error(msg: &str) -> ! {
+    use clap::CommandFactory;
+    Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, msg)
+        .exit()
+}
+
+fn run_script(name: &str, src: &str, exec: &dyn Executor, steps: u64) -> Result<(), Error> {
     let compiled = kiln::compile(name, src)?;
-    let mut ev = kiln::script::Evaluator::new(&compiled, exec);
+    let mut ev = kiln::script::Evaluator::new(&compiled, exec).with_step_budget(steps);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match ev.run(&mut out) {
@@ -124,9 +108,10 @@ fn run_script(name: &str, src: &str, exec: &dyn Executor) -> Result<(), Error> {
     }
 }
 
-fn test(dir: &Path, bless: bool) -> Result<bool, Error> {
+fn test(dir: &Path, bless: bool, time_limit: u64) -> Result<bool, Error> {
     let mut opts = kiln::corpus::Options::default();
     opts.bless |= bless;
+    opts.time_limit = std::time::Duration::from_secs(time_limit);
     let report = kiln::corpus::run_dir(dir, &opts, |path, result| match result {
         Ok(()) => println!("ok      {}", path.display()),
         Err(_) => println!("FAILED  {}", path.display()),
@@ -163,7 +148,7 @@ fn real_main() -> Result<bool, Error> {
                 return Ok(true);
             }
             let (name, src) = read_source(Path::new("-"))?;
-            run_script(&name, &src, &cpu()?)?;
+            run_script(&name, &src, &cpu()?, u64::MAX)?;
             Ok(true)
         }
         Some(Command::Run {
@@ -171,6 +156,9 @@ fn real_main() -> Result<bool, Error> {
             backend,
             fuel,
         }) => {
+            if fuel.is_some() && !matches!(backend, Backend::Interp) {
+                usage_error("--fuel counts interpreter steps: it needs `--backend interp` (native code has no instruction budget)");
+            }
             let (name, src) = read_source(&file)?;
             let exec: Box<dyn Executor> = match backend {
                 Backend::Cpu => Box::new(cpu()?),
@@ -182,7 +170,7 @@ fn real_main() -> Result<bool, Error> {
                 #[cfg(not(feature = "gpu"))]
                 Backend::Gpu => return Err(no_gpu_feature()),
             };
-            run_script(&name, &src, exec.as_ref())?;
+            run_script(&name, &src, exec.as_ref(), fuel.unwrap_or(u64::MAX))?;
             Ok(true)
         }
         Some(Command::Check { file }) => {
@@ -202,11 +190,18 @@ fn real_main() -> Result<bool, Error> {
             item,
             types,
         }) => {
+            if item.is_none() && !types.is_empty() {
+                usage_error("--types picks a specialisation of the item that --item names; give --item too");
+            }
             let (name, src) = read_source(&file)?;
             print!("{}", emit(stage, &name, &src, item.as_deref(), &types)?);
             Ok(true)
         }
-        Some(Command::Test { dir, bless }) => test(&dir, bless),
+        Some(Command::Test {
+            dir,
+            bless,
+            time_limit,
+        }) => test(&dir, bless, time_limit),
     }
 }
 

@@ -500,7 +500,9 @@ impl Gpu {
         let (value, word) =
             self.launch_reduce(&loaded, stream, acc, 0, grid, &ptrs, &strides, n)?;
         check_word(&loaded, word, named)?;
-        Ok(value)
+        // The block tree folds with the bare operator where the combine allows it
+        // (`kiln_ir::commutative_combine`): its NaN is made canonical here.
+        Ok(value.canonical_nan())
     }
 
     fn launch_map(

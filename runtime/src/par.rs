@@ -106,11 +106,22 @@ pub struct Threads {
     n: usize,
 }
 
+/// The most threads a pool may have. Far more threads than cores only adds start-up and
+/// scheduling cost (10000 made a one-line script take 40 s), so a larger count is refused
+/// rather than silently clamped: it is almost always a typo.
+pub const MAX_THREADS: usize = 512;
+
 impl Threads {
-    /// A pool of `n` threads (`n ≥ 1`).
+    /// A pool of `n` threads (`1 ≤ n ≤ MAX_THREADS`).
     pub fn new(n: usize) -> Result<Threads, String> {
         if n == 0 {
             return Err("the thread count must be at least 1".into());
+        }
+        if n > MAX_THREADS {
+            return Err(format!(
+                "{n} threads is more than Kiln supports (at most {MAX_THREADS}; this machine has {} CPUs)",
+                std::thread::available_parallelism().map_or(1, |c| c.get())
+            ));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -127,9 +138,9 @@ impl Threads {
     pub fn from_env() -> Result<Threads, String> {
         match std::env::var("KILN_NUM_THREADS") {
             Ok(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n > 0 => Threads::new(n),
+                Ok(n) if n > 0 => Threads::new(n).map_err(|e| format!("KILN_NUM_THREADS={n}: {e}")),
                 _ => Err(format!(
-                    "KILN_NUM_THREADS={v:?}: expected a positive whole number"
+                    "KILN_NUM_THREADS={v:?}: expected a whole number from 1 to {MAX_THREADS}"
                 )),
             },
             Err(_) => Threads::new(
@@ -165,6 +176,10 @@ pub enum Error {
         /// The element's index in the broadcast shape.
         index: Vec<usize>,
     },
+    /// The kernel failed, but not at one element: a reduction's identity, the combination
+    /// of partial results, or the compilation of its loop.
+    #[error("{0}")]
+    Call(RuntimeError),
 }
 
 fn usage<T>(msg: impl Into<String>) -> Result<T, Error> {
@@ -522,10 +537,7 @@ pub fn map_with<'m>(
     let inner = if plan.total == 0 {
         None
     } else {
-        Some(loops(uniform).map_err(|error| Error::Kernel {
-            error,
-            index: vec![],
-        })?)
+        Some(loops(uniform).map_err(Error::Call)?)
     };
     let run = |start: usize, end: usize| -> Result<(), (usize, RuntimeError)> {
         let Some(inner) = &inner else {
@@ -573,7 +585,9 @@ pub fn map_with<'m>(
     }
 }
 
-/// Combines partial results pairwise, left to right, level by level: a fixed tree.
+/// Combines partial results pairwise, left to right, level by level: a fixed tree. The
+/// result's NaN is the canonical one: a reduction loop that folds by lanes with the bare
+/// operator (`kiln_ir::commutative_combine`) may leave another.
 fn tree_combine(
     exec: &dyn Executor,
     m: &Module,
@@ -595,7 +609,7 @@ fn tree_combine(
         }
         parts = next;
     }
-    Ok(parts[0])
+    Ok(parts[0].canonical_nan())
 }
 
 /// Reduces every element of the (broadcast) arguments with `combine`, after applying
@@ -610,10 +624,6 @@ pub fn reduce_all(
     args: &[Arg],
     threads: &Threads,
 ) -> Result<Scalar, Error> {
-    let kernel_err = |error| Error::Kernel {
-        error,
-        index: vec![],
-    };
     let acc_ty = m.kernel(combine).results[0];
     let params = match map {
         Some(f) => {
@@ -666,8 +676,8 @@ pub fn reduce_all(
     })?;
     let plan = Plan::new(Small::from_vec(shape), &ops);
     crate::progress::begin(plan.total);
-    let identity = exec.call(m, identity, &[]).map_err(kernel_err)?[0];
-    let folder = exec.reduce_loop(m, map, combine).map_err(kernel_err)?;
+    let identity = exec.call(m, identity, &[]).map_err(Error::Call)?[0];
+    let folder = exec.reduce_loop(m, map, combine).map_err(Error::Call)?;
     let nblocks = plan.total.div_ceil(REDUCE_BLOCK);
     let block = |b: usize| -> Result<Scalar, (usize, RuntimeError)> {
         let mut acc = identity;
@@ -702,7 +712,7 @@ pub fn reduce_all(
             }
         }
     }
-    tree_combine(exec, m, combine, values, identity).map_err(kernel_err)
+    tree_combine(exec, m, combine, values, identity).map_err(Error::Call)
 }
 
 /// Reduces `x` along `axis` with `combine`: the result has `x`'s shape without that axis.
@@ -716,10 +726,6 @@ pub fn reduce_axis(
     axis: usize,
     threads: &Threads,
 ) -> Result<DynArray, Error> {
-    let kernel_err = |error| Error::Kernel {
-        error,
-        index: vec![],
-    };
     let acc_ty = m.kernel(combine).results[0];
     if x.dtype() != acc_ty {
         return usage(format!(
@@ -741,10 +747,27 @@ pub fn reduce_axis(
     out_shape.remove(axis);
     let mut out_strides = strides.clone();
     out_strides.remove(axis);
-    let lanes: usize = out_shape.iter().product();
-    let identity = exec.call(m, identity, &[]).map_err(kernel_err)?[0];
-    let folder = exec.reduce_loop(m, None, combine).map_err(kernel_err)?;
-    let nblocks = lane_len.div_ceil(REDUCE_BLOCK).max(1);
+    // The output is the one allocation that does not follow from the input's size: a
+    // (10^10, 0) array holds nothing, but its sum along axis 1 is 10^10 zeros. Reserve it
+    // fallibly, before any work, so a size that cannot be met is an error, not an abort.
+    let lanes = out_shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize / 8);
+    let mut results: Vec<Scalar> = Vec::new();
+    if lanes.is_none_or(|n| results.try_reserve_exact(n).is_err()) {
+        return usage(format!(
+            "cannot allocate the result of shape {out_shape:?} ({acc_ty}) of the reduction"
+        ));
+    }
+    let lanes = lanes.expect("checked above");
+    let identity = exec.call(m, identity, &[]).map_err(Error::Call)?[0];
+    if lane_len == 0 || lanes == 0 {
+        results.resize(lanes, identity);
+        return finish_axis(acc_ty, &results, &out_shape);
+    }
+    let folder = exec.reduce_loop(m, None, combine).map_err(Error::Call)?;
+    let nblocks = lane_len.div_ceil(REDUCE_BLOCK);
     struct Base(*mut u8);
     // SAFETY: the array is borrowed for the whole call and only read.
     unsafe impl Sync for Base {}
@@ -765,53 +788,79 @@ pub fn reduce_axis(
     let item = |it: usize| -> Result<Scalar, (usize, RuntimeError)> {
         let (l, b) = (it / nblocks, it % nblocks);
         let start = b * REDUCE_BLOCK;
-        let n = (lane_len - start.min(lane_len)).min(REDUCE_BLOCK);
+        let n = (lane_len - start).min(REDUCE_BLOCK);
         let p = lane_ptr(l).wrapping_offset(start as isize * lane_stride);
         // SAFETY: `n` elements from `start` along the lane lie inside the array.
         unsafe { folder.run(identity, n, &[p], &[lane_stride]) }
             .map_err(|(i, e)| (l * lane_len + start + i, e))
     };
-    let items = lanes * nblocks;
-    let parts: Vec<Result<Scalar, (usize, RuntimeError)>> =
-        if threads.count() == 1 || lanes * lane_len <= MIN_CHUNK {
-            (0..items).map(item).collect()
-        } else {
+    // The blocks' partial results are kept for a batch of lanes at a time, so that their
+    // memory stays a fraction of the input's even when lanes are short.
+    let lanes_per_batch = (AXIS_BATCH_ITEMS / nblocks).max(1);
+    let mut first_lane = 0;
+    while first_lane < lanes {
+        let batch = first_lane..(first_lane + lanes_per_batch).min(lanes);
+        let items = batch.start * nblocks..batch.end * nblocks;
+        let parallel = threads.count() > 1 && batch.len() * lane_len > MIN_CHUNK;
+        let parts: Vec<Result<Scalar, (usize, RuntimeError)>> = if parallel {
             threads.pool.install(|| {
-                (0..items)
+                items
+                    .clone()
                     .into_par_iter()
-                    .with_min_len((MIN_CHUNK / lane_len.max(1)).max(1))
+                    .with_min_len((MIN_CHUNK / lane_len).max(1))
                     .map(item)
                     .collect()
             })
+        } else {
+            items.clone().map(item).collect()
         };
-    let mut results = Vec::with_capacity(lanes);
-    let mut values = Vec::with_capacity(nblocks);
-    for (it, p) in parts.into_iter().enumerate() {
-        match p {
-            Ok(v) => values.push(v),
-            Err((flat, error)) => {
-                // `flat` counts lane-major; report the index in `x`'s shape.
-                let (l, i) = (flat / lane_len.max(1), flat % lane_len.max(1));
-                let mut idx = Vec::with_capacity(shape.len());
-                let mut rest = l;
-                let mut outer_idx = vec![0; out_shape.len()];
-                for d in (0..out_shape.len()).rev() {
-                    outer_idx[d] = rest % out_shape[d];
-                    rest /= out_shape[d];
+        let mut values = Vec::with_capacity(nblocks);
+        for (it, p) in items.zip(parts) {
+            match p {
+                Ok(v) => values.push(v),
+                Err((flat, error)) => {
+                    let index = axis_index(flat, lane_len, &out_shape, axis);
+                    return Err(Error::Kernel { error, index });
                 }
-                idx.extend(&outer_idx[..axis]);
-                idx.push(i);
-                idx.extend(&outer_idx[axis..]);
-                return Err(Error::Kernel { error, index: idx });
+            }
+            if (it + 1) % nblocks == 0 {
+                let parts = std::mem::take(&mut values);
+                results.push(tree_combine(exec, m, combine, parts, identity).map_err(Error::Call)?);
             }
         }
-        if (it + 1) % nblocks == 0 {
-            let parts = std::mem::take(&mut values);
-            results.push(tree_combine(exec, m, combine, parts, identity).map_err(kernel_err)?);
-        }
+        first_lane = batch.end;
     }
-    let flat = DynArray::from_scalars(acc_ty, &results).expect("results have the accumulator type");
-    Ok(reshape(flat, &out_shape))
+    finish_axis(acc_ty, &results, &out_shape)
+}
+
+/// How many blocks' partial results [`reduce_axis`] keeps at once.
+const AXIS_BATCH_ITEMS: usize = 1 << 16;
+
+/// The index in the reduced array of element `flat`, counted lane-major (lane by lane, and
+/// along the lane within each).
+fn axis_index(flat: usize, lane_len: usize, out_shape: &[usize], axis: usize) -> Vec<usize> {
+    let (l, i) = (flat / lane_len, flat % lane_len);
+    let mut outer = vec![0; out_shape.len()];
+    let mut rest = l;
+    for d in (0..out_shape.len()).rev() {
+        outer[d] = rest % out_shape[d];
+        rest /= out_shape[d];
+    }
+    let mut idx = Vec::with_capacity(out_shape.len() + 1);
+    idx.extend(&outer[..axis]);
+    idx.push(i);
+    idx.extend(&outer[axis..]);
+    idx
+}
+
+/// The per-lane results as an array of `out_shape`, allocated fallibly.
+fn finish_axis(acc_ty: ScalarType, results: &[Scalar], out_shape: &[usize]) -> Result<DynArray, Error> {
+    let flat = DynArray::from_scalars(acc_ty, results).ok_or_else(|| {
+        Error::Usage(format!(
+            "cannot allocate the result of shape {out_shape:?} ({acc_ty}) of the reduction"
+        ))
+    })?;
+    Ok(reshape(flat, out_shape))
 }
 
 fn reshape(a: DynArray, shape: &[usize]) -> DynArray {

@@ -199,7 +199,16 @@ pub fn run(session: &mut Session) -> Result<(), Error> {
         if let Some(dir) = h.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let _ = rl.save_history(h);
+        // Into a temporary file beside the history, renamed over it once written and synced:
+        // a full disk or a crash keeps the old history. rustyline writes nothing (and the
+        // temporary file is dropped) when there is no new entry.
+        let _ = crate::script::npy::replace_file_at(h, |tmp| {
+            rl.save_history(tmp.path()).map_err(|e| match e {
+                ReadlineError::Io(e) => e,
+                other => std::io::Error::other(other.to_string()),
+            })?;
+            Ok(tmp.as_file().metadata()?.len() > 0)
+        });
     }
     Ok(())
 }

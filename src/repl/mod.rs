@@ -183,6 +183,9 @@ impl Session {
     /// type for an expression over arrays).
     pub fn type_of(&self, expr: &str) -> Result<Ty, Error> {
         let expr = expr.trim().trim_end_matches(';');
+        if expr.trim().is_empty() {
+            return Err(Error::Usage(":type needs an expression, as in `:type x * 2.0`".into()));
+        }
         let (input, shift) = bind_value(expr);
         let (ast, asm) = self.assemble_exact(&input, false, (expr, shift))?;
         let compiled =
@@ -706,10 +709,7 @@ impl Session {
                         .clone()
                         .ok_or_else(|| Error::Usage("nothing loaded yet (:load FILE)".into()))?
                 };
-                let src = std::fs::read_to_string(&path).map_err(|error| Error::Io {
-                    path: path.clone(),
-                    error,
-                })?;
+                let (_, src) = crate::read_source(std::path::Path::new(&path))?;
                 let outcome = self.eval(&src, out)?;
                 let names: Vec<String> = outcome
                     .defined
@@ -797,7 +797,23 @@ impl Session {
             return Err(Error::Usage(":time needs an expression".into()));
         }
         let expr = expr.trim_end_matches(';');
-        let (input, shift) = bind_value(expr);
+        // An expression with no value (`save(..)`, a loop) is timed as a statement; any
+        // other is bound, so that the rate can count its elements.
+        let has_value = {
+            let stmt = format!("{expr};");
+            let (ast, asm) = self.assemble_exact(&stmt, true, (expr, 0))?;
+            let compiled = crate::compile_parsed(INPUT_NAME, &asm.src, &ast)
+                .map_err(|e| relocate(e, &asm))?;
+            !matches!(
+                compiled.program.script.stmts.get(asm.placeholders),
+                Some(TStmt::Expr(e)) if matches!(e.ty, Ty::Unit)
+            )
+        };
+        let (input, shift) = if has_value {
+            bind_value(expr)
+        } else {
+            (format!("{expr};"), 0)
+        };
         let (ast, asm) = self.assemble_exact(&input, true, (expr, shift))?;
         let compiled =
             crate::compile_parsed(INPUT_NAME, &asm.src, &ast).map_err(|e| relocate(e, &asm))?;

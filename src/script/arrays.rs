@@ -1,5 +1,6 @@
 //! Arrays in scripts: elementwise evaluation, the array builtins, and printing.
 
+use super::npy;
 use super::*;
 
 /// Element counts above which `print` summarises an array (NumPy's threshold), showing
@@ -185,7 +186,22 @@ impl<'c> Evaluator<'c> {
                     [start, stop, step] => (as_f64(*start), as_f64(*stop), as_f64(*step)),
                     _ => return Err(self.fail(e.span, "`arange` takes 1 to 3 arguments", "here")),
                 };
-                if step == 0.0 || step.is_nan() {
+                let names: &[&str] = match args.len() {
+                    1 => &["stop"],
+                    2 => &["start", "stop"],
+                    _ => &["start", "stop", "step"],
+                };
+                for ((v, a), name) in vals.iter().zip(args).zip(names) {
+                    let x = as_f64(*v);
+                    if !x.is_finite() {
+                        return Err(self.fail(
+                            a.span,
+                            format!("the {name} of `arange` must be finite, found {x}"),
+                            name,
+                        ));
+                    }
+                }
+                if step == 0.0 {
                     return Err(self.fail(
                         args[args.len() - 1].span,
                         "the step of `arange` must not be zero",
@@ -230,18 +246,34 @@ impl<'c> Evaluator<'c> {
                         .collect();
                     return one(DynArray::from_scalars(t, &v).expect("one dtype"));
                 }
-                // Not NaN: the step was checked, and `max` drops a NaN quotient for 0.
+                // As NumPy: the length from f64 arithmetic. Not NaN: the arguments are finite
+                // and the step is not zero (the quotient may still overflow to infinity).
                 let n = ((stop - start) / step).ceil().max(0.0);
                 if n > self.max_elements as f64 {
+                    let count = if !n.is_finite() {
+                        "more than f64::MAX".into()
+                    } else if n < 1e15 {
+                        format!("{n}")
+                    } else {
+                        format!("about {n:.3e}")
+                    };
                     return Err(self.fail(
                         e.span,
-                        format!("`arange` would make {n} elements"),
+                        format!(
+                            "`arange` would make {count} elements, more than this script may allocate ({})",
+                            self.max_elements
+                        ),
                         "too many",
                     ));
                 }
-                self.probe(n as usize, e.span)?;
-                let v: Vec<f64> = (0..n as usize).map(|i| start + i as f64 * step).collect();
-                one(from_f64s(t, &v))
+                let n = n as usize;
+                self.probe(n, e.span)?;
+                one(match t {
+                    ScalarType::F32 => {
+                        DynArray::from(ndarray::Array1::from(arange_f32(start, step, n)))
+                    }
+                    _ => DynArray::from(ndarray::Array1::from(arange_f64(start, step, n))),
+                })
             }
             ArrayFn::Zeros | ArrayFn::Ones => {
                 let n = self.count_arg(&args[0])?;
@@ -270,12 +302,31 @@ impl<'c> Evaluator<'c> {
             ArrayFn::Load => {
                 let path = self.path_arg(&args[0])?;
                 let t = ty.unwrap_or(ScalarType::F64);
-                load_npy(&path, t).map(|a| Val::A(vec![a])).map_err(|msg| {
-                    Error::Compile(self.c.diagnostics(vec![kiln_front::diag::help(
-                        kiln_front::diag::error(0, e.span, msg, "loaded here"),
-                        format!("the script reads this file as `{t}` (the default is f64); annotate the variable with the file's dtype: `let z: f32 = load(\"{path}\");`"),
-                    )]))
-                })
+                match npy::load(&path, t, self.max_elements) {
+                    Ok(a) => one(a),
+                    Err(npy::LoadError::Bad(msg)) => Err(self.fail(e.span, msg, "loaded here")),
+                    Err(npy::LoadError::Mismatch { found, message }) => {
+                        let call = format!("load(\"{}\")", npy::shorten(&path));
+                        let hint = match self.binding {
+                            Some((value, l)) if std::ptr::eq(value, e) => {
+                                let name = &self.locals[l.0 as usize].name;
+                                format!(
+                                    "annotate the variable with the file's dtype: `let {name}: {found} = {call};`"
+                                )
+                            }
+                            _ => format!(
+                                "load the file into a variable of its own, annotated with the file's dtype, \
+                                 and convert that: `let a: {found} = {call};`, then `a as {t}`"
+                            ),
+                        };
+                        Err(Error::Compile(self.c.diagnostics(vec![
+                            kiln_front::diag::help(
+                                kiln_front::diag::error(0, e.span, message, "loaded here"),
+                                hint,
+                            ),
+                        ])))
+                    }
+                }
             }
             ArrayFn::Save => {
                 let path = self.path_arg(&args[0])?;
@@ -290,7 +341,17 @@ impl<'c> Evaluator<'c> {
                         ))
                     }
                 };
-                save_npy(&path, &arr).map_err(|error| Error::Io { path, error })?;
+                npy::save(&path, &arr).map_err(|error| {
+                    self.fail(
+                        e.span,
+                        format!(
+                            "cannot save to `{}`: {}",
+                            npy::shorten(&path),
+                            npy::io_message(&error)
+                        ),
+                        "saved here",
+                    )
+                })?;
                 Ok(Val::S(vec![]))
             }
             ArrayFn::Reduce { item, targs } => self.reduce(e, *item, targs, args),
@@ -393,6 +454,37 @@ fn from_f64s(t: ScalarType, v: &[f64]) -> DynArray {
     }
 }
 
+/// `n` values of `arange(start, …, step)` in f64, bit for bit as NumPy's `np.arange`
+/// (`PyArray_ArangeObj` and `DOUBLE_fill` in `arraytypes.c.src`): `start`, `start + step`, then
+/// `start + i * delta` with `delta` the difference of those two, which is not always `step`.
+fn arange_f64(start: f64, step: f64, n: usize) -> Vec<f64> {
+    let second = start + step;
+    let delta = second - start;
+    (0..n)
+        .map(|i| match i {
+            0 => start,
+            1 => second,
+            _ => start + i as f64 * delta,
+        })
+        .collect()
+}
+
+/// As [`arange_f64`] for f32 output, as `np.arange(start, stop, step, dtype=np.float32)` with
+/// the (f32) arguments as Python floats: `start + step` is computed in f64 and rounded, and
+/// `FLOAT_fill` computes `delta` and `start + i * delta` in f32 (`i` rounded to f32).
+fn arange_f32(start: f64, step: f64, n: usize) -> Vec<f32> {
+    let first = start as f32;
+    let second = (start + step) as f32;
+    let delta = second - first;
+    (0..n)
+        .map(|i| match i {
+            0 => first,
+            1 => second,
+            _ => first + i as f32 * delta,
+        })
+        .collect()
+}
+
 /// `n` uniform values in [0, 1) from splitmix64 seeded with `seed`: the top 53 bits of each
 /// output, scaled by 2⁻⁵³. The same seed gives the same values on every machine.
 pub fn random_f64(n: usize, seed: u64) -> Vec<f64> {
@@ -407,38 +499,6 @@ pub fn random_f64(n: usize, seed: u64) -> Vec<f64> {
             (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
         })
         .collect()
-}
-
-fn load_npy(path: &str, t: ScalarType) -> Result<DynArray, String> {
-    use ndarray_npy::read_npy;
-    let err =
-        |e: ndarray_npy::ReadNpyError| format!("cannot load `{path}` as an array of {t}: {e}");
-    Ok(match t {
-        ScalarType::Bool => DynArray::Bool(read_npy(path).map_err(err)?),
-        ScalarType::I32 => DynArray::I32(read_npy(path).map_err(err)?),
-        ScalarType::I64 => DynArray::I64(read_npy(path).map_err(err)?),
-        ScalarType::U32 => DynArray::U32(read_npy(path).map_err(err)?),
-        ScalarType::U64 => DynArray::U64(read_npy(path).map_err(err)?),
-        ScalarType::F32 => DynArray::F32(read_npy(path).map_err(err)?),
-        ScalarType::F64 => DynArray::F64(read_npy(path).map_err(err)?),
-    })
-}
-
-fn save_npy(path: &str, a: &DynArray) -> std::io::Result<()> {
-    use ndarray_npy::write_npy;
-    let r = match a {
-        DynArray::Bool(x) => write_npy(path, x),
-        DynArray::I32(x) => write_npy(path, x),
-        DynArray::I64(x) => write_npy(path, x),
-        DynArray::U32(x) => write_npy(path, x),
-        DynArray::U64(x) => write_npy(path, x),
-        DynArray::F32(x) => write_npy(path, x),
-        DynArray::F64(x) => write_npy(path, x),
-    };
-    r.map_err(|e| match e {
-        ndarray_npy::WriteNpyError::Io(e) => e,
-        other => std::io::Error::other(other.to_string()),
-    })
 }
 
 /// `e` with every array builtin call replaced by a new local (appended to `locals`, listed

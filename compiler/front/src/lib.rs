@@ -7,6 +7,7 @@
 
 pub mod builtins;
 pub mod check;
+pub mod consts;
 pub mod diag;
 pub mod lower;
 pub mod mathlib;
@@ -42,6 +43,11 @@ pub struct Program {
     pub const_ids: HashMap<String, ConstId>,
     /// Byte offsets where lines start.
     pub line_starts: Vec<usize>,
+    /// The consts in evaluation order: each after every const it depends on, directly or
+    /// through the items its initialiser calls.
+    pub const_order: Vec<ConstId>,
+    /// Each const's value, computed once, on first use, by [`consts::evaluate`].
+    pub(crate) const_values: std::sync::OnceLock<consts::Values>,
 }
 
 impl Program {

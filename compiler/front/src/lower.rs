@@ -44,6 +44,13 @@ pub struct Lowerer<'p> {
     imported: HashMap<KernelId, KernelId>,
     /// The math library builtins come from (`None`: host `libm` operations).
     math: Option<&'static crate::mathlib::MathLib>,
+    /// While consts are being evaluated ([`crate::consts::evaluate`]): the values known so
+    /// far, used instead of the program's (not yet computed) table.
+    known_consts: Option<&'p [Option<Vec<Scalar>>]>,
+    /// Set when a const read during evaluation has no value (its own evaluation failed).
+    missing_const: bool,
+    /// Whether the consts' evaluation errors were already added to `errors`.
+    const_errors_reported: bool,
 }
 
 /// The name of a specialisation: `axpy` or `axpy<f32>`.
@@ -68,6 +75,65 @@ impl<'p> Lowerer<'p> {
             library: false,
             imported: HashMap::new(),
             math: None,
+            known_consts: None,
+            missing_const: false,
+            const_errors_reported: false,
+        }
+    }
+
+    /// A lowerer for evaluating consts: a const reads its value from `known` (see
+    /// [`crate::consts`]).
+    pub(crate) fn evaluating(
+        p: &'p Program,
+        library: bool,
+        math: Option<&'static crate::mathlib::MathLib>,
+        known: &'p [Option<Vec<Scalar>>],
+    ) -> Self {
+        Lowerer {
+            library,
+            math,
+            known_consts: Some(known),
+            ..Lowerer::new(p)
+        }
+    }
+
+    /// Whether a const read while evaluating consts had no value.
+    pub(crate) fn missing_const(&self) -> bool {
+        self.missing_const
+    }
+
+    /// The value of const `id`: every const of the program is evaluated on first use.
+    fn const_value(&mut self, id: ConstId) -> Vec<Scalar> {
+        let p = self.p;
+        if let Some(known) = self.known_consts {
+            if let Some(v) = &known[id.0 as usize] {
+                return v.clone();
+            }
+            self.missing_const = true;
+            return crate::consts::placeholder(p, id);
+        }
+        if let Err(e) = self.evaluate_consts() {
+            self.errors.extend(e);
+        }
+        match p.const_values.get() {
+            Some(Ok(values)) => values[id.0 as usize].clone(),
+            _ => crate::consts::placeholder(p, id),
+        }
+    }
+
+    /// Evaluates every const of the program (once per program; see [`crate::consts`]).
+    /// Their errors are returned to the first caller only.
+    pub fn evaluate_consts(&mut self) -> Result<(), Vec<Diag>> {
+        let (p, library, math) = (self.p, self.library, self.math);
+        let values = p
+            .const_values
+            .get_or_init(|| crate::consts::evaluate(p, library, math));
+        match values {
+            Err(e) if !self.const_errors_reported => {
+                self.const_errors_reported = true;
+                Err(e.clone())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -500,7 +566,34 @@ impl<'l, 'p> Fx<'l, 'p> {
     }
 
     fn ret(&mut self, vals: Vec<Value>) {
+        let vals = self.canonical_nans(vals);
         self.ins(InstKind::Return(vals), &[], None);
+    }
+
+    /// `vals` with every float NaN replaced by the canonical quiet NaN (f32 `0x7fc00000`,
+    /// f64 `0x7ff8000000000000`), where NaN bits become observable: what a kernel returns,
+    /// what `to_bits` sees, the sign `copysign` takes. Kiln has one NaN (docs/language.md,
+    /// "NaN"): inside a kernel an operation may make a NaN of any sign and payload (x86
+    /// makes negative ones, PTX positive ones, a vector `min` may take either operand's), so
+    /// the executors agree on NaN bits only because every way out goes through here. The
+    /// math library's own functions are exempt: their results only ever reach user code.
+    fn canonical_nans(&mut self, vals: Vec<Value>) -> Vec<Value> {
+        if self.lw.library {
+            return vals;
+        }
+        vals.into_iter()
+            .map(|v| {
+                let t = self.k.value_type(v);
+                let nan = match t {
+                    ScalarType::F32 => Scalar::F32(f32::from_bits(0x7fc0_0000)),
+                    ScalarType::F64 => Scalar::F64(f64::from_bits(0x7ff8_0000_0000_0000)),
+                    _ => return v,
+                };
+                let is_nan = self.ins1(InstKind::Unary(UnaryOp::IsNan, v), ScalarType::Bool, None);
+                let nan = self.konst(nan);
+                self.ins1(InstKind::Select(is_nan, nan, v), t, None)
+            })
+            .collect()
     }
 
     fn frame(&mut self) -> &mut Frame {
@@ -607,14 +700,8 @@ impl<'l, 'p> Fx<'l, 'p> {
             }
             TExprKind::Local(l) => self.get(*l),
             TExprKind::Const(id) => {
-                let p = self.lw.p;
-                let c = &p.consts[id.0 as usize];
-                self.frames.push(Frame {
-                    vals: HashMap::new(),
-                });
-                let v = self.expr(&c.value);
-                self.frames.pop();
-                v
+                let vals = self.lw.const_value(*id);
+                vals.into_iter().map(|v| self.konst(v)).collect()
             }
             TExprKind::Unary(op, x) => {
                 let Some(v) = self.value(x) else {
@@ -739,6 +826,7 @@ impl<'l, 'p> Fx<'l, 'p> {
                     Some(v) => self.expr(v),
                     None => vec![],
                 };
+                let vals = self.canonical_nans(vals);
                 self.terminate(InstKind::Return(vals));
                 vec![]
             }
@@ -870,6 +958,12 @@ impl<'l, 'p> Fx<'l, 'p> {
             Builtin::Predicate(op) => {
                 vec![self.ins1(InstKind::Unary(op, vals[0]), ScalarType::Bool, None)]
             }
+            Builtin::Binary(BinaryOp::Copysign) => {
+                // The sign of a NaN is that of the canonical NaN: positive.
+                let sign = self.canonical_nans(vec![vals[1]])[0];
+                let op = BinaryOp::Copysign;
+                vec![self.ins1(InstKind::Binary(op, vals[0], sign), ty(self, 0), None)]
+            }
             Builtin::Binary(op) => {
                 vec![self.ins1(InstKind::Binary(op, vals[0], vals[1]), ty(self, 0), None)]
             }
@@ -891,7 +985,12 @@ impl<'l, 'p> Fx<'l, 'p> {
                 self.ins(InstKind::Assert(vals[0]), &[], loc);
                 vec![]
             }
-            Builtin::ToBits | Builtin::FromBits => {
+            Builtin::ToBits => {
+                let to = self.scalar(&e.ty);
+                let x = self.canonical_nans(vec![vals[0]])[0];
+                vec![self.ins1(InstKind::Bitcast(x), to, None)]
+            }
+            Builtin::FromBits => {
                 let to = self.scalar(&e.ty);
                 vec![self.ins1(InstKind::Bitcast(vals[0]), to, None)]
             }

@@ -2,7 +2,7 @@
 
 use crate::entities::{Block, Inst, KernelId, Value};
 use crate::inst::InstKind;
-use crate::types::ScalarType;
+use crate::types::{Scalar, ScalarType};
 
 /// A 1-based source line and column, attached to instructions that can fail at run time so
 /// that the error names where the kernel was written.
@@ -212,6 +212,30 @@ impl Kernel {
         let inst = self.create_inst(kind, result_types, loc);
         self.blocks[block.index()].insts.push(inst);
         inst
+    }
+
+    /// The results, if the kernel only returns constants (one block: constants, then a
+    /// `return` of them). What a script statement like `let x = 5;` optimises to: running
+    /// it needs no code generation.
+    pub fn constant_results(&self) -> Option<Vec<Scalar>> {
+        let [entry] = self.layout.as_slice() else {
+            return None;
+        };
+        let mut known: Vec<(Value, Scalar)> = Vec::new();
+        for &inst in &self.block(*entry).insts {
+            let data = self.inst(inst);
+            match &data.kind {
+                InstKind::Const(c) => known.push((data.results[0], *c)),
+                InstKind::Return(vals) => {
+                    return vals
+                        .iter()
+                        .map(|v| known.iter().find(|(k, _)| k == v).map(|(_, c)| *c))
+                        .collect();
+                }
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// The type of `v`.

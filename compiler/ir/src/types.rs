@@ -150,16 +150,20 @@ impl Scalar {
         }
     }
 
-    /// Same type and same bits, except that any NaN equals any NaN: the equality the corpus
-    /// harness and differential tests use.
+    /// Same type and same bits, NaNs included: the equality the corpus harness and the
+    /// differential tests use. (Every NaN a kernel returns is the canonical one, so
+    /// executors that agree give the same NaN bits; see docs/language.md, "NaN".)
     pub fn same(self, other: Scalar) -> bool {
-        if self.ty() != other.ty() {
-            return false;
-        }
-        match (self, other) {
-            (Scalar::F32(a), Scalar::F32(b)) if a.is_nan() && b.is_nan() => true,
-            (Scalar::F64(a), Scalar::F64(b)) if a.is_nan() && b.is_nan() => true,
-            _ => self.to_bits() == other.to_bits(),
+        self.ty() == other.ty() && self.to_bits() == other.to_bits()
+    }
+
+    /// This value, with a NaN replaced by the canonical quiet NaN (f32 `0x7fc00000`, f64
+    /// `0x7ff8000000000000`): what every NaN leaving a kernel is (docs/language.md, "NaN").
+    pub fn canonical_nan(self) -> Scalar {
+        match self {
+            Scalar::F32(v) if v.is_nan() => Scalar::F32(f32::from_bits(0x7fc0_0000)),
+            Scalar::F64(v) if v.is_nan() => Scalar::F64(f64::from_bits(0x7ff8_0000_0000_0000)),
+            other => other,
         }
     }
 

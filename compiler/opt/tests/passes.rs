@@ -69,10 +69,12 @@ fn branches_on_constants_disappear() {
     );
     let f = kernel(&m, "f");
     assert_eq!(f.layout.len(), 1, "{}", kiln_ir::write_kernel(f));
-    assert_eq!(
-        f.inst_count(),
-        1,
-        "only the return is left: {}",
+    // Only the return is left, with the canonical-NaN select every float result gets.
+    assert!(
+        insts(f)
+            .iter()
+            .all(|i| !matches!(i, InstKind::Binary(..) | InstKind::Branch(..))),
+        "the dead arm is gone: {}",
         kiln_ir::write_kernel(f)
     );
 }

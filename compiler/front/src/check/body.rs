@@ -1202,7 +1202,14 @@ impl<'c, 's> Body<'c, 's> {
                 continue;
             }
             if let (Some(h @ (Ty::Scalar(_) | Ty::Param(..))), Ty::Param(j, _, _)) = (hint, ret) {
-                if *j as usize == i {
+                // Only a hint the class admits: `x = linspace(..)` with an `i64` `x` must
+                // not make `linspace`'s float arguments `i64` (the assignment reports it).
+                let fits = match h {
+                    Ty::Scalar(t) => class.contains(*t),
+                    Ty::Param(_, _, c) => c.within(*class),
+                    _ => false,
+                };
+                if *j as usize == i && fits {
                     targs[i] = Some(h.clone());
                     continue;
                 }

@@ -192,7 +192,7 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
         .collect();
     let script = cx.check_script(&stmts);
     cx.check_recursion(&items);
-    cx.check_const_cycles(&items, &checked_consts);
+    let const_order = cx.check_const_cycles(&items, &checked_consts);
 
     let mut diags = std::mem::take(&mut cx.diags);
     diags.sort_by_key(diag::sort_key);
@@ -205,6 +205,8 @@ pub fn check(file: FileId, src: &str, module: &ast::Module) -> (Program, Vec<Dia
         item_ids: cx.item_ids,
         const_ids: cx.const_ids,
         line_starts: line_starts(src),
+        const_order,
+        const_values: Default::default(),
     };
     (program, diags)
 }
@@ -379,8 +381,13 @@ impl Checker<'_> {
             Some(t) => self.resolve_type(t, &generics),
             None => Ty::Unit,
         };
-        let count: usize = generics.iter().map(|(_, c)| c.members().len()).product();
-        if count > MAX_SPECIALISATIONS {
+        // Checked, in u128: 32 `int` parameters give 4^32 combinations, which wraps to 0 in
+        // a u64 and slipped past the limit; 25 `num` parameters give 6^25 > 2^64.
+        let count = generics
+            .iter()
+            .try_fold(1u128, |n, (_, c)| n.checked_mul(c.members().len() as u128));
+        if count.is_none_or(|n| n > MAX_SPECIALISATIONS as u128) {
+            let count = count.map_or_else(|| "more than 10^38".to_string(), |n| n.to_string());
             let d = diag::error(
                 self.file,
                 f.header_span,
@@ -634,8 +641,13 @@ impl Checker<'_> {
     }
 
     /// Reports each const that depends on itself, directly or through items (`const A =
-    /// f();` where `f` reads `A`), once per cycle.
-    fn check_const_cycles(&mut self, items: &[CheckedItem], consts: &[CheckedConst]) {
+    /// f();` where `f` reads `A`), once per cycle. Returns the consts in an order in which
+    /// each comes after every const it depends on (meaningful when there is no cycle).
+    fn check_const_cycles(
+        &mut self,
+        items: &[CheckedItem],
+        consts: &[CheckedConst],
+    ) -> Vec<ConstId> {
         // Nodes: items first, then consts.
         let n_items = items.len();
         let node_of_const = |c: ConstId| n_items + c.0 as usize;
@@ -665,7 +677,16 @@ impl Checker<'_> {
             .filter(|(a, b)| a == b)
             .map(|&(a, _)| a)
             .collect();
-        for scc in strongly_connected(n_items + consts.len(), &edges) {
+        let sccs = strongly_connected(n_items + consts.len(), &edges);
+        // Components come out users first (edges point from a user to what it uses).
+        let order = sccs
+            .iter()
+            .rev()
+            .flatten()
+            .filter(|&&n| n >= n_items)
+            .map(|&n| ConstId((n - n_items) as u32))
+            .collect();
+        for scc in sccs {
             let cyclic = scc.len() > 1 || self_loops.contains(&scc[0]);
             let Some(&first) = scc.iter().filter(|&&n| n >= n_items).min() else {
                 continue;
@@ -690,6 +711,7 @@ impl Checker<'_> {
             }
             self.diags.push(d);
         }
+        order
     }
 }
 
