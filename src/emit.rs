@@ -105,13 +105,13 @@ pub fn emit(
             _ => Ok(kiln_ir::write_module(module)),
         };
     };
-    let (_, it) = compiled
-        .program
-        .item(item_name)
-        .ok_or_else(|| {
-            let names = compiled.program.items.iter().map(|i| i.name.as_str());
-            unknown_item(item_name, names.chain(compiled.program.consts.iter().map(|c| c.name.as_str())))
-        })?;
+    let (_, it) = compiled.program.item(item_name).ok_or_else(|| {
+        let names = compiled.program.items.iter().map(|i| i.name.as_str());
+        unknown_item(
+            item_name,
+            names.chain(compiled.program.consts.iter().map(|c| c.name.as_str())),
+        )
+    })?;
     let mut tys = Vec::new();
     for t in types {
         tys.push(
@@ -149,12 +149,8 @@ pub fn emit(
 
 /// "no item named `name`", with the closest name in `names`, if one is close.
 fn unknown_item<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Error {
-    let best = names
-        .map(|n| (strsim::jaro_winkler(name, n), n))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    Error::Usage(match best {
-        Some((_, n)) => format!("no item named `{name}`; did you mean `{n}`?"),
+    Error::Usage(match kiln_front::diag::suggest(name, names) {
+        Some(n) => format!("no item named `{name}`; did you mean `{n}`?"),
         None => format!("no item named `{name}`"),
     })
 }

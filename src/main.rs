@@ -191,7 +191,9 @@ fn real_main() -> Result<bool, Error> {
             types,
         }) => {
             if item.is_none() && !types.is_empty() {
-                usage_error("--types picks a specialisation of the item that --item names; give --item too");
+                usage_error(
+                    "--types picks a specialisation of the item that --item names; give --item too",
+                );
             }
             let (name, src) = read_source(&file)?;
             print!("{}", emit(stage, &name, &src, item.as_deref(), &types)?);

@@ -231,3 +231,177 @@ fn emit_shows_cranelift_ir_and_machine_code() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad.stderr).contains("no item named `nope`"));
 }
+
+/// Issue 12: the command line's own mistakes exit with 2 (clap's convention, and the
+/// README's); everything else that fails exits with 1.
+#[test]
+fn usage_errors_exit_two_and_other_errors_one() {
+    let f = temp_file(
+        "ok.kl",
+        b"fn f(x: f32) -> f32 { x }\nconst C: i64 = 3;\nprint(1);\n",
+    );
+    let path = f.to_str().expect("utf-8 path");
+    for args in [
+        vec!["emit", "bogus", path],
+        vec!["run"],
+        vec!["run", path, "--fuel", "abc"],
+        vec!["run", path, "--backend", "bogus"],
+        vec!["run", path, "--fuel", "10"],
+        vec!["run", path, "--fuel", "10", "--backend", "cpu"],
+        vec!["emit", "ir", path, "--types", "f32"],
+    ] {
+        let out = kiln(&args, None);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("Usage") || err.contains("--help"),
+            "{args:?} points to the usage: {err}"
+        );
+    }
+    for (args, want) in [
+        (
+            vec!["emit", "ast", path, "--item", "nope"],
+            "no item named `nope`",
+        ),
+        (
+            vec!["emit", "ir", path, "--item", "ff"],
+            "did you mean `f`?",
+        ),
+        (
+            vec!["emit", "clif", path, "--item", "C"],
+            "`C` is a constant",
+        ),
+        (vec!["check", "/nonexistent/x.kl"], "No such file"),
+    ] {
+        let out = kiln(&args, None);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    // A const is an item `emit ir` can show.
+    let out = kiln(&["emit", "ir", path, "--item", "C"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("const 3"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// Issue 12 items 6 and 7: a source larger than 16 MiB is refused after reading that much
+/// (`kiln run /dev/zero` used to fill memory), and so is an absurd thread count.
+#[test]
+fn unbounded_inputs_are_refused_quickly() {
+    let start = Instant::now();
+    let out = kiln(&["run", "/dev/zero"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("larger than 16 MiB"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = kiln(&["check", "/dev/urandom"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let f = temp_file("threads.kl", b"print(reduce(add, linspace(0.0, 1.0, 5)));\nreduce add(a: f64, b: f64) -> f64 identity 0.0 { a + b }\n");
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", f.to_str().expect("utf-8 path")])
+        .env("KILN_NUM_THREADS", "10000")
+        .output()
+        .expect("runs");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("KILN_NUM_THREADS=10000") && err.contains("at most 512"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Issue 12 item 9: `--fuel` bounds a script's own loop on the interpreter, and a corpus
+/// case that loops fails instead of hanging `kiln test`: in the script (its step budget) and
+/// in native code (its time budget).
+#[test]
+fn looping_scripts_and_corpus_cases_stop() {
+    let f = temp_file("spin.kl", b"var i = 0;\nwhile true { i += 1; }\n");
+    let out = kiln(
+        &[
+            "run",
+            f.to_str().expect("utf-8 path"),
+            "--backend",
+            "interp",
+            "--fuel",
+            "1000",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("budget"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let dir = std::env::temp_dir().join(format!("kiln-cli-loops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("script_loop.kl"), "while true {}\n// out: never\n").expect("case");
+    std::fs::write(
+        dir.join("kernel_loop.kl"),
+        "fn spin(x: i64) -> i64 { var i = x; while i >= 0 { i = i | 1; } i }\n// run: spin(1) == 0\n",
+    )
+    .expect("case");
+    std::fs::write(dir.join("fine.kl"), "// run: 1 + 1 == 2\n").expect("case");
+    let start = Instant::now();
+    let out = kiln(
+        &[
+            "test",
+            dir.to_str().expect("utf-8 path"),
+            "--time-limit",
+            "3",
+        ],
+        None,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("1 passed, 2 failed"), "{stdout}");
+    assert!(stdout.contains("step budget exhausted"), "{stdout}");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // Native code has no step budget: with the CPU alone, the time budget stops the loop.
+    let opts = kiln::corpus::Options {
+        bless: false,
+        executors: vec![Box::new(kiln::Cpu::new().expect("a CPU back end"))],
+        time_limit: Duration::from_secs(2),
+        script_steps: kiln::corpus::DEFAULT_SCRIPT_STEPS,
+    };
+    let start = Instant::now();
+    let report = kiln::corpus::run_dir(&dir, &opts, |_, _| {}).expect("runs");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(report.passed, 1, "{:?}", report.failed);
+    let why: Vec<&str> = report.failed.iter().map(|(_, w)| w.as_str()).collect();
+    assert!(
+        why.iter().any(|w| w.contains("did not finish within 2 s")),
+        "{why:?}"
+    );
+    // The interrupt is cleared for what runs next.
+    let after = kiln::corpus::run_dir(&dir, &opts, |_, _| {}).expect("runs");
+    assert_eq!(after.passed, 1, "{:?}", after.failed);
+}

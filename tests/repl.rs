@@ -174,3 +174,24 @@ fn commands() {
     let mut out = Vec::new();
     assert_eq!(s.handle(":quit", &mut out).unwrap(), Control::Quit);
 }
+
+/// Issue 12 item 16: `:type` with nothing to type, and `:time` of an expression with no
+/// value (`save`), get their own answers; the session goes on after each.
+#[test]
+fn commands_without_a_value_are_answered() {
+    let mut s = session();
+    let e = line(&mut s, ":type").unwrap_err();
+    assert!(e.contains(":type needs an expression"), "{e}");
+    assert!(!e.contains("unexpected"), "{e}");
+    let dir = std::env::temp_dir().join(format!("kiln-repl-time-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.npy");
+    line(&mut s, "let x = linspace(0.0, 1.0, 1000);").unwrap();
+    let shown = line(&mut s, &format!(":time save(\"{}\", x)", path.display())).unwrap();
+    assert!(shown.starts_with("median "), "{shown}");
+    assert!(path.exists());
+    // A value still gets its rate.
+    let shown = line(&mut s, ":time x * 2.0").unwrap();
+    assert!(shown.contains("elements/s"), "{shown}");
+    assert_eq!(line(&mut s, ":type x").unwrap(), "f64\n");
+}

@@ -854,7 +854,11 @@ fn axis_index(flat: usize, lane_len: usize, out_shape: &[usize], axis: usize) ->
 }
 
 /// The per-lane results as an array of `out_shape`, allocated fallibly.
-fn finish_axis(acc_ty: ScalarType, results: &[Scalar], out_shape: &[usize]) -> Result<DynArray, Error> {
+fn finish_axis(
+    acc_ty: ScalarType,
+    results: &[Scalar],
+    out_shape: &[usize],
+) -> Result<DynArray, Error> {
     let flat = DynArray::from_scalars(acc_ty, results).ok_or_else(|| {
         Error::Usage(format!(
             "cannot allocate the result of shape {out_shape:?} ({acc_ty}) of the reduction"

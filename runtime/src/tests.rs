@@ -385,3 +385,73 @@ fn arguments_broadcast_up_to_a_given_output() {
         assert!(e.to_string().contains("broadcast to [2]"), "{e}");
     }
 }
+
+/// Issue 12 item 3: an empty array can have a huge other dimension; its reduction along
+/// the empty axis is a huge array of identities. That must be a clear error (it aborted
+/// the process with a 560 GB allocation, or panicked with "capacity overflow"), and a
+/// reduction of many short lanes must not hold a partial result per lane at once.
+#[test]
+fn axis_reductions_of_empty_arrays_allocate_what_they_return() {
+    let (m, execs) = setup();
+    let add = m.find("add").unwrap();
+    let id = m.find("add_id").unwrap();
+    let threads = Threads::new(2).unwrap();
+    let none: [f64; 0] = [];
+    for ex in &execs {
+        for (shape, axis) in [
+            (vec![10_000_000_000usize, 0], 1),
+            (vec![0, isize::MAX as usize], 0),
+            (vec![0, 1 << 40, 1 << 20], 0),
+        ] {
+            let v = ndarray::ArrayViewD::from_shape(IxDyn(&shape), &none).expect("empty view");
+            let e = reduce_axis(ex.as_ref(), &m, add, id, &v.into(), axis, &threads).unwrap_err();
+            assert!(
+                matches!(&e, Error::Usage(msg) if msg.contains("cannot allocate the result")),
+                "{shape:?} axis {axis}: {e}"
+            );
+        }
+        // Small ones give the identity per lane, or nothing.
+        let v = ndarray::ArrayViewD::from_shape(IxDyn(&[3, 0]), &none).expect("empty view");
+        let r = reduce_axis(ex.as_ref(), &m, add, id, &v.view().into(), 1, &threads).unwrap();
+        assert_eq!(f64s(&r), ArrayD::from_elem(IxDyn(&[3]), 0.0));
+        let r = reduce_axis(ex.as_ref(), &m, add, id, &v.into(), 0, &threads).unwrap();
+        assert_eq!(f64s(&r).shape(), &[0]);
+    }
+    // Many lanes, each one element: batched, and still the right sums.
+    let a = Array2::from_shape_fn((200_000, 1), |(i, _)| i as f64);
+    let r = reduce_axis(
+        execs[1].as_ref(),
+        &m,
+        add,
+        id,
+        &a.view().into_dyn().into(),
+        1,
+        &threads,
+    )
+    .unwrap();
+    assert_eq!(f64s(&r), a.column(0).to_owned().into_dyn());
+}
+
+/// A reduction whose identity fails reports the identity, not an element.
+#[test]
+fn a_failing_identity_is_not_an_element_error() {
+    let src = "reduce add(i64, i64) -> i64 {\nblock0(v0: i64, v1: i64):\n    v2: i64 = add v0, v1\n    return v2\n}\nidentity bad() -> i64 {\nblock0:\n    v0: i64 = const 1\n    v1: i64 = const 0\n    v2: i64 = div v0, v1  ; @3:7\n    return v2\n}\n";
+    let m = kiln_ir::parse_module(src).expect("parses");
+    kiln_ir::verify(&m).expect("verifies");
+    let x = arr1(&[1i64, 2, 3]);
+    for ex in [
+        &Interpreter::new(1000) as &dyn Executor,
+        &Cpu::new().unwrap(),
+    ] {
+        let (add, bad) = (m.find("add").unwrap(), m.find("bad").unwrap());
+        let threads = Threads::new(1).unwrap();
+        let e = reduce_all(ex, &m, add, bad, None, &[(&x).into()], &threads).unwrap_err();
+        assert!(
+            matches!(&e, Error::Call(r) if r.kind == ErrorKind::DivisionByZero),
+            "{e:?}"
+        );
+        let e = reduce_axis(ex, &m, add, bad, &x.view().into_dyn().into(), 0, &threads);
+        let e = e.unwrap_err();
+        assert!(matches!(&e, Error::Call(_)), "{e:?}");
+    }
+}

@@ -184,7 +184,9 @@ impl Session {
     pub fn type_of(&self, expr: &str) -> Result<Ty, Error> {
         let expr = expr.trim().trim_end_matches(';');
         if expr.trim().is_empty() {
-            return Err(Error::Usage(":type needs an expression, as in `:type x * 2.0`".into()));
+            return Err(Error::Usage(
+                ":type needs an expression, as in `:type x * 2.0`".into(),
+            ));
         }
         let (input, shift) = bind_value(expr);
         let (ast, asm) = self.assemble_exact(&input, false, (expr, shift))?;
@@ -802,8 +804,8 @@ impl Session {
         let has_value = {
             let stmt = format!("{expr};");
             let (ast, asm) = self.assemble_exact(&stmt, true, (expr, 0))?;
-            let compiled = crate::compile_parsed(INPUT_NAME, &asm.src, &ast)
-                .map_err(|e| relocate(e, &asm))?;
+            let compiled =
+                crate::compile_parsed(INPUT_NAME, &asm.src, &ast).map_err(|e| relocate(e, &asm))?;
             !matches!(
                 compiled.program.script.stmts.get(asm.placeholders),
                 Some(TStmt::Expr(e)) if matches!(e.ty, Ty::Unit)

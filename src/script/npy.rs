@@ -342,35 +342,48 @@ fn without_os_error(s: String) -> String {
     }
 }
 
-/// Writes `a` to the `.npy` file at `path`, atomically (see [`replace_file`]).
+/// Writes `a` to the `.npy` file at `path`, atomically (see [`replace_file`]). A device, FIFO
+/// or socket (`/dev/stdout`, a pipe) cannot be replaced; it is written in place.
 pub fn save(path: &str, a: &DynArray) -> io::Result<()> {
-    replace_file(Path::new(path), |file| {
-        let mut w = io::BufWriter::new(file);
-        let r = match a {
-            DynArray::Bool(x) => x.write_npy(&mut w),
-            DynArray::I32(x) => x.write_npy(&mut w),
-            DynArray::I64(x) => x.write_npy(&mut w),
-            DynArray::U32(x) => x.write_npy(&mut w),
-            DynArray::U64(x) => x.write_npy(&mut w),
-            DynArray::F32(x) => x.write_npy(&mut w),
-            DynArray::F64(x) => x.write_npy(&mut w),
-        };
-        r.map_err(|e| match e {
-            ndarray_npy::WriteNpyError::Io(e) => e,
-            other => io::Error::other(other.to_string()),
-        })?;
-        w.flush()?;
-        Ok(true)
-    })
-    .map(|_| ())
+    let path = Path::new(path);
+    if is_special(path) {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        return write_array(&mut f, a);
+    }
+    replace_file(path, |file| write_array(file, a).map(|()| true)).map(|_| ())
+}
+
+fn write_array(file: &mut File, a: &DynArray) -> io::Result<()> {
+    let mut w = io::BufWriter::new(file);
+    let r = match a {
+        DynArray::Bool(x) => x.write_npy(&mut w),
+        DynArray::I32(x) => x.write_npy(&mut w),
+        DynArray::I64(x) => x.write_npy(&mut w),
+        DynArray::U32(x) => x.write_npy(&mut w),
+        DynArray::U64(x) => x.write_npy(&mut w),
+        DynArray::F32(x) => x.write_npy(&mut w),
+        DynArray::F64(x) => x.write_npy(&mut w),
+    };
+    r.map_err(|e| match e {
+        ndarray_npy::WriteNpyError::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    })?;
+    w.flush()
+}
+
+/// Whether `path` names (through any links, as the kernel follows them) something that
+/// exists and is neither a regular file nor a directory: a device, a FIFO or a socket.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// Replaces the file at `path` with what `write` puts into a new temporary file in the same
 /// directory: the temporary file is synced and then renamed over the target, so the target
 /// is at every moment either the old file, whole, or the new one, whole. On any error the
 /// temporary file is removed. A symbolic link is followed: the file it points to is
-/// replaced and the link kept. An existing file keeps its permissions; a new one gets the
-/// usual `0o666` less the umask.
+/// replaced and the link kept. A target that is neither a regular file nor missing (a
+/// directory, a device such as `/dev/null`) is an error and is left alone. An existing file
+/// keeps its permissions; a new one gets the usual `0o666` less the umask.
 ///
 /// `write` gets the temporary file (also at `file.path()`) and says whether it wrote
 /// anything worth keeping: on `Ok(false)` the target is left alone and `Ok(false)` returned.
@@ -393,6 +406,13 @@ pub fn replace_file_at(
             return Err(io::Error::new(
                 io::ErrorKind::IsADirectory,
                 "Is a directory",
+            ))
+        }
+        // Renaming over `/dev/null` would replace the device with a regular file.
+        Ok(m) if !m.is_file() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file, so it is not replaced",
             ))
         }
         Ok(m) => Some(m.permissions()),

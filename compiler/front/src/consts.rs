@@ -53,7 +53,10 @@ pub fn evaluate(p: &Program, library: bool, math: Option<&'static MathLib>) -> V
             errors.push(diag::error(
                 p.file,
                 c.span,
-                format!("internal error evaluating `{}`: {e} (this is a Kiln bug)", c.name),
+                format!(
+                    "internal error evaluating `{}`: {e} (this is a Kiln bug)",
+                    c.name
+                ),
                 "in this const",
             ));
             continue;
@@ -67,17 +70,25 @@ pub fn evaluate(p: &Program, library: bool, math: Option<&'static MathLib>) -> V
                     ),
                     kind => kind.to_string(),
                 };
-                let span = e.loc.and_then(|l| span_of(p, l)).unwrap_or(c.span);
-                let d = diag::error(
-                    p.file,
-                    span,
-                    format!("cannot evaluate const `{}`: {why}", c.name),
-                    "fails here",
-                );
-                errors.push(diag::note(
-                    d,
-                    "a const is computed once, when its file is compiled",
-                ));
+                // The error is the const's: at the failing operation when it is in the
+                // initialiser, else at the initialiser, with the operation (in a `fn` the
+                // initialiser calls) as a second label.
+                let init = c.value.span;
+                let msg = format!("cannot evaluate const `{}`: {why}", c.name);
+                let at = e.loc.and_then(|l| span_of(p, l));
+                let d = match at {
+                    Some(at) if at.start >= init.start && at.end <= init.end => {
+                        diag::error(p.file, at, msg, "fails when the file is compiled")
+                    }
+                    Some(at) => diag::also(
+                        diag::error(p.file, init, msg, "evaluated when the file is compiled"),
+                        p.file,
+                        at,
+                        why,
+                    ),
+                    None => diag::error(p.file, init, msg, "evaluated when the file is compiled"),
+                };
+                errors.push(d);
             }
         }
     }

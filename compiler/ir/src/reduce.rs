@@ -70,7 +70,12 @@ pub fn commutative_combine(k: &Kernel) -> Option<BinaryOp> {
 }
 
 /// The operator of `op_inst` if it is a commutative `⊕` applied to the two parameters.
-fn plain_combine(k: &Kernel, op_inst: crate::Inst, p0: crate::Value, p1: crate::Value) -> Option<BinaryOp> {
+fn plain_combine(
+    k: &Kernel,
+    op_inst: crate::Inst,
+    p0: crate::Value,
+    p1: crate::Value,
+) -> Option<BinaryOp> {
     use BinaryOp::*;
     let InstKind::Binary(op, a, b) = k.inst(op_inst).kind else {
         return None;

@@ -31,7 +31,7 @@ use ast::{Item, Module, TopLevel};
 use lexer::{Lexer, Spanned, Token};
 
 /// The deepest expression nesting the parser accepts.
-pub const MAX_DEPTH: u32 = 256;
+pub const MAX_DEPTH: u32 = 1024;
 
 /// After this many errors in one file, the lexer stops and the parser reports no more.
 pub const MAX_ERRORS: usize = 100;
