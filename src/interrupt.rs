@@ -1,4 +1,4 @@
-//! Ctrl-C for the REPL: a SIGINT handler that sets [`kiln_interp::INTERRUPT`], which running
+//! Signals. Ctrl-C for the REPL: a SIGINT handler that sets [`kiln_interp::INTERRUPT`], which running
 //! kernels poll (the interpreter at every block, native code on every loop back-edge, the
 //! runtime between the pieces of an array operation), so a runaway loop stops with
 //! "interrupted" and the session and its variables survive.
@@ -24,6 +24,18 @@ pub fn install_handler() {
                 libc::signal(libc::SIGINT, handler as libc::sighandler_t);
             }
         });
+    }
+}
+
+/// Gives SIGPIPE its default action back (Rust ignores it, so that a write to a closed pipe
+/// returns an error): `kiln run s.kl | head -2` then ends quietly when `head` is done, as
+/// Unix tools do, instead of failing to print its error to the closed pipe (which panicked).
+/// For the `kiln` command only; a library must not change a process's signals.
+pub fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with `SIG_DFL` has no precondition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -208,6 +208,7 @@ fn real_main() -> Result<bool, Error> {
 }
 
 fn main() -> ExitCode {
+    kiln::interrupt::default_sigpipe();
     // The compiler recurses over syntax trees whose depth the parser bounds; a large stack
     // keeps that bound far from the limit even in debug builds.
     let worker = std::thread::Builder::new()

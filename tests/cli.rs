@@ -405,3 +405,29 @@ fn looping_scripts_and_corpus_cases_stop() {
     let after = kiln::corpus::run_dir(&dir, &opts, |_, _| {}).expect("runs");
     assert_eq!(after.passed, 1, "{:?}", after.failed);
 }
+
+/// `kiln run s.kl | head -2`: once the reader is gone, Kiln stops quietly (SIGPIPE, as Unix
+/// tools do) instead of panicking while it reports the broken pipe on a closed stderr.
+#[test]
+fn a_closed_pipe_ends_the_run_quietly() {
+    use std::io::Read;
+    let f = temp_file("many.kl", b"for i in 0..1000000 { print(i); }\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", f.to_str().expect("utf-8 path")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_exact(&mut first)
+        .expect("reads the first lines");
+    // The pipe is closed here.
+    let out = child.wait_with_output().expect("finishes");
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+}

@@ -1,6 +1,8 @@
 //! `load` and `save` against hostile `.npy` files and failing disks: every fault is an error
 //! at the call, saying what is wrong with the file, with no abort, panic or huge allocation;
-//! `save` replaces a file atomically or not at all.
+//! `save` replaces a file atomically or not at all. A test that needs a shell feature this
+//! machine lacks (`ulimit -v`, `mkfifo`) says it is skipped.
+#![allow(clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -591,4 +593,37 @@ fn fuzz_npy_seeds_and_regressions_replay() {
     }
     assert!(n >= 10, "only {n} inputs");
     assert!(loaded >= 8, "only {loaded} loads succeeded");
+}
+
+/// A FIFO (or `/dev/null`, `/dev/stdout`) is written in place: renaming a temporary file over
+/// it would replace the device with a regular file.
+#[cfg(unix)]
+#[test]
+fn save_writes_a_fifo_in_place() {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let d = Dir::new();
+    let fifo = d.path("pipe.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no `mkfifo`");
+        return;
+    }
+    // Opened first, without blocking, so that `save`'s open for writing does not block.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("opens the FIFO");
+    run(&format!("save(\"{}\", full(2, 1i32));", fifo.display())).expect("saves");
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).expect("reads");
+    assert!(bytes.starts_with(b"\x93NUMPY"), "{bytes:?}");
+    let kind = std::fs::symlink_metadata(&fifo)
+        .expect("still there")
+        .file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced");
+    // Loading from it is refused at once instead of waiting for a writer.
+    let err = run(&format!("let z = load(\"{}\");", fifo.display())).expect_err("a FIFO");
+    assert!(err.contains("it is not a regular file"), "{err}");
 }

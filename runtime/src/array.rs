@@ -112,6 +112,10 @@ macro_rules! dtypes {
             pub fn get_flat(&self, i: usize) -> Option<Scalar> {
                 match self { $(DynArray::$variant(a) => a.iter().nth(i).map(|v| v.to_scalar())),* }
             }
+            /// The element at `index` (one entry per dimension), if it is in bounds.
+            pub fn get(&self, index: &[usize]) -> Option<Scalar> {
+                match self { $(DynArray::$variant(a) => a.get(IxDyn(index)).map(|v| v.to_scalar())),* }
+            }
             /// Every element in row-major order.
             pub fn to_scalars(&self) -> Vec<Scalar> {
                 match self { $(DynArray::$variant(a) => a.iter().map(|v| v.to_scalar()).collect()),* }

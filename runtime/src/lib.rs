@@ -26,7 +26,7 @@ use kiln_interp::{ErrorKind, Fuel, RuntimeError};
 use kiln_ir::{KernelId, Module, Scalar, ScalarType};
 pub use par::{
     broadcast_shapes, map, map_with, reduce_all, reduce_axis, Error, LoopSource, Threads,
-    REDUCE_BLOCK,
+    MAX_THREADS, REDUCE_BLOCK,
 };
 
 /// A ufunc's inner loop over raw operands (NumPy's model).

@@ -182,17 +182,24 @@ pub fn run(session: &mut Session) -> Result<(), Error> {
             let _ = rl.add_history_entry(line.as_str());
         }
         crate::interrupt::clear();
-        let result = with_progress(|| {
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
-            let r = session.handle(&line, &mut out);
-            let _ = out.flush();
-            r
-        });
+        // A panic is a Kiln bug, but it must not take the session and its variables with
+        // it: the input fails (the panic hook has printed where), and the session goes on.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            with_progress(|| {
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                let r = session.handle(&line, &mut out);
+                let _ = out.flush();
+                r
+            })
+        }));
         match result {
-            Ok(Control::Continue) => {}
-            Ok(Control::Quit) => break,
-            Err(e) => report(&e),
+            Ok(Ok(Control::Continue)) => {}
+            Ok(Ok(Control::Quit)) => break,
+            Ok(Err(e)) => report(&e),
+            Err(_) => eprintln!(
+                "internal error: Kiln panicked on this input (a bug; please report it). The session goes on."
+            ),
         }
     }
     if let Some(h) = &history {
@@ -258,10 +265,18 @@ fn with_progress<T>(f: impl FnOnce() -> T) -> T {
             }
         })
     };
-    let r = f();
-    done.store(true, Ordering::Relaxed);
-    let _ = watcher.join();
-    r
+    // Stops the watcher however `f` ends, a panic included.
+    struct Stop(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+            if let Some(w) = self.1.take() {
+                let _ = w.join();
+            }
+        }
+    }
+    let _stop = Stop(done, Some(watcher));
+    f()
 }
 
 /// Prints an error as the command line does: diagnostics with colour on a terminal.

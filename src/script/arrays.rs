@@ -626,20 +626,23 @@ pub fn format_arrays(arrays: &[DynArray]) -> String {
 }
 
 fn format_array(a: &DynArray) -> String {
-    let values = a.to_scalars();
     let shape = a.shape();
     if shape.is_empty() {
-        return values.first().map_or(String::new(), |v| v.to_string());
+        return a.get(&[]).map_or(String::new(), |v| v.to_string());
     }
-    let summarise = values.len() > SUMMARY_THRESHOLD;
+    // Elements are read where they are shown: a summary of a 2^32-element array reads
+    // a few dozen, and never copies the whole array.
+    let summarise = shape.iter().product::<usize>() > SUMMARY_THRESHOLD;
     let mut out = String::new();
-    nested(&values, shape, 0, summarise, &mut out);
+    nested(a, &mut Vec::with_capacity(shape.len()), summarise, &mut out);
     out
 }
 
-fn nested(values: &[Scalar], shape: &[usize], offset: usize, summarise: bool, out: &mut String) {
-    let n = shape[0];
-    let inner: usize = shape[1..].iter().product();
+/// Appends the sub-array of `a` at `prefix` (a partial index) to `out`.
+fn nested(a: &DynArray, prefix: &mut Vec<usize>, summarise: bool, out: &mut String) {
+    let shape = a.shape();
+    let n = shape[prefix.len()];
+    let last = prefix.len() + 1 == shape.len();
     out.push('[');
     let mut first = true;
     let mut i = 0;
@@ -653,11 +656,15 @@ fn nested(values: &[Scalar], shape: &[usize], offset: usize, summarise: bool, ou
             out.push_str(", ");
         }
         first = false;
-        if shape.len() == 1 {
-            out.push_str(&values[offset + i].to_string());
+        prefix.push(i);
+        if last {
+            if let Some(v) = a.get(prefix) {
+                out.push_str(&v.to_string());
+            }
         } else {
-            nested(values, &shape[1..], offset + i * inner, summarise, out);
+            nested(a, prefix, summarise, out);
         }
+        prefix.pop();
         i += 1;
     }
     out.push(']');

@@ -71,7 +71,16 @@ pub enum LoadError {
 pub fn load(path: &str, want: ScalarType, max_elements: usize) -> Result<DynArray, LoadError> {
     let shown = shorten(path);
     let bad = |what: String| LoadError::Bad(format!("cannot load `{shown}`: {what}"));
-    let mut file = File::open(path).map_err(|e| bad(io_message(&e)))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        // Opening a FIFO for reading would block until a writer comes; without blocking, it
+        // opens and is then refused as not a regular file. (No effect on regular files.)
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let mut file = options.open(path).map_err(|e| bad(io_message(&e)))?;
     let meta = file.metadata().map_err(|e| bad(io_message(&e)))?;
     if meta.is_dir() {
         return Err(bad("it is a directory".into()));
@@ -518,6 +527,33 @@ mod tests {
     fn io_messages_drop_the_os_error_number() {
         let e = io::Error::from_raw_os_error(21);
         assert_eq!(io_message(&e), "Is a directory");
+    }
+
+    #[test]
+    fn a_failed_or_empty_replacement_keeps_the_old_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let target = dir.path().join("history");
+        std::fs::write(&target, "old").expect("writes");
+        let names = || std::fs::read_dir(dir.path()).expect("readable").count();
+        let err = replace_file(&target, |f| {
+            f.write_all(b"partial")?;
+            Err(io::Error::other("disk full"))
+        })
+        .expect_err("fails");
+        assert_eq!(err.to_string(), "disk full");
+        let nothing = replace_file_at(&target, |_| Ok(false)).expect("succeeds");
+        assert!(!nothing);
+        assert_eq!(std::fs::read_to_string(&target).expect("kept"), "old");
+        assert_eq!(names(), 1);
+        // Through a path, as rustyline writes its history.
+        let done = replace_file_at(&target, |tmp| {
+            std::fs::write(tmp.path(), "new")?;
+            Ok(true)
+        })
+        .expect("replaces");
+        assert!(done);
+        assert_eq!(std::fs::read_to_string(&target).expect("new"), "new");
+        assert_eq!(names(), 1);
     }
 
     #[test]
