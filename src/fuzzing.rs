@@ -650,3 +650,24 @@ impl Gen<'_> {
         }
     }
 }
+
+/// The script the `.npy` fuzz target (`fuzz/fuzz_targets/npy.rs`) runs on each input, and
+/// `tests/npy.rs` replays: loads the file at `path` as `dtype`, prints it, reduces it whole
+/// and along axis 0, maps it, saves the result and loads that back. A `bool` array is
+/// made `i64` before the arithmetic (and saved as `i64`).
+pub fn npy_script(dtype: &str, path: &str) -> String {
+    let num = if dtype == "bool" { "(a as i64)" } else { "a" };
+    let back = if dtype == "bool" { "i64" } else { dtype };
+    format!(
+        "reduce add<T: num>(a: T, b: T) -> T identity 0 {{ a + b }}\n\
+         reduce mx<T: num>(a: T, b: T) -> T identity 0 {{ max(a, b) }}\n\
+         ufunc sq<T: num>(x: T) -> T {{ x * x }}\n\
+         let a: {dtype} = load(\"{path}\");\n\
+         print(a);\n\
+         print(reduce(add, {num}), reduce(mx, sq({num})));\n\
+         let b = {num} + {num};\n\
+         print(reduce(add, b, 0));\n\
+         save(\"{path}.out\", b);\n\
+         let c: {back} = load(\"{path}.out\");\n"
+    )
+}

@@ -571,20 +571,7 @@ fn fuzz_npy_seeds_and_regressions_replay() {
             std::fs::write(&p, &bytes).expect("writes");
             n += 1;
             for t in ["f64", "f32", "i32", "i64", "u32", "u64", "bool"] {
-                let num = if t == "bool" { "(a as i64)" } else { "a" };
-                let back = if t == "bool" { "i64" } else { t };
-                let src = format!(
-                    "reduce add<T: num>(a: T, b: T) -> T identity 0 {{ a + b }}\n\
-                     reduce mx<T: num>(a: T, b: T) -> T identity 0 {{ max(a, b) }}\n\
-                     ufunc sq<T: num>(x: T) -> T {{ x * x }}\n\
-                     let a: {t} = load(\"{p}\");\n\
-                     print(a);\n\
-                     print(reduce(add, {num}), reduce(mx, sq({num})));\n\
-                     let b = {num} + {num};\n\
-                     print(reduce(add, b, 0));\n\
-                     save(\"{p}.out\", b);\n\
-                     let c: {back} = load(\"{p}.out\");\n"
-                );
+                let src = kiln::fuzzing::npy_script(t, &p);
                 if run_with(&src, 1 << 24).is_ok() {
                     loaded += 1;
                 }

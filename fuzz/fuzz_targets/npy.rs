@@ -24,21 +24,7 @@ fn target() -> &'static Target {
         let scripts = DTYPES
             .iter()
             .map(|t| {
-                // A bool array is mapped to i64 before arithmetic (and saved as i64).
-                let num = if *t == "bool" { "(a as i64)" } else { "a" };
-                let back = if *t == "bool" { "i64" } else { t };
-                let src = format!(
-                    "reduce add<T: num>(a: T, b: T) -> T identity 0 {{ a + b }}\n\
-                     reduce mx<T: num>(a: T, b: T) -> T identity 0 {{ max(a, b) }}\n\
-                     ufunc sq<T: num>(x: T) -> T {{ x * x }}\n\
-                     let a: {t} = load(\"{p}\");\n\
-                     print(a);\n\
-                     print(reduce(add, {num}), reduce(mx, sq({num})));\n\
-                     let b = {num} + {num};\n\
-                     print(reduce(add, b, 0));\n\
-                     save(\"{p}.out\", b);\n\
-                     let c: {back} = load(\"{p}.out\");\n"
-                );
+                let src = kiln::fuzzing::npy_script(t, p);
                 kiln::compile("npy.kl", &src).expect("the fuzz scripts compile")
             })
             .collect();
