@@ -72,12 +72,16 @@ impl Diagnostics {
 
     /// Plain-text rendering (codespan-reporting's rich format, no colour). A diagnostic
     /// pointing into a line longer than [`MAX_SNIPPET_LINE`] bytes is shown in the short
-    /// `file:line:col: message` form instead of printing the whole line.
+    /// `file:line:col: message` form, followed by an excerpt of the line around the label
+    /// (cut with `…`) instead of the whole line.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for d in &self.diags {
             match term::emit_into_string(&self.config_for(d), &self.files, d) {
-                Ok(s) => out.push_str(&s),
+                Ok(s) => {
+                    out.push_str(&s);
+                    out.push_str(&self.excerpt(d));
+                }
                 Err(e) => out.push_str(&format!(
                     "error: {} (and the diagnostic could not be rendered: {e})\n",
                     d.message
@@ -86,7 +90,54 @@ impl Diagnostics {
         }
         out
     }
+
+    /// For a diagnostic shown in the short form because its line is too long to quote:
+    /// the part of the line around the primary label, cut with `…`, and the notes.
+    fn excerpt(&self, d: &Diag) -> String {
+        if !self.has_long_line(d) {
+            return String::new();
+        }
+        let Some(label) = d.labels.first() else {
+            return String::new();
+        };
+        let Ok(file) = self.files.get(label.file_id) else {
+            return String::new();
+        };
+        let src = file.source().as_str();
+        let at = label.range.start.min(src.len());
+        let line_start = src[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = src[at..].find('\n').map_or(src.len(), |i| at + i);
+        let line_no = src[..line_start].matches('\n').count() + 1;
+        let line = &src[line_start..line_end];
+        // Character offsets within the line: the label, and a window of context around it.
+        let chars: Vec<(usize, char)> = line.char_indices().collect();
+        let col = |byte: usize| chars.partition_point(|&(i, _)| i + line_start < byte);
+        let (from, to) = (col(at), col(label.range.end.min(line_end)).max(col(at) + 1));
+        let to = to.min(from + EXCERPT_CONTEXT);
+        let lo = from.saturating_sub(EXCERPT_CONTEXT);
+        let hi = (to + EXCERPT_CONTEXT).min(chars.len());
+        let text: String = chars[lo..hi].iter().map(|&(_, c)| c).collect();
+        let (open, close) = (
+            if lo > 0 { "…" } else { "" },
+            if hi < chars.len() { "…" } else { "" },
+        );
+        let gutter = " ".repeat(line_no.to_string().len());
+        let mut out = format!("{gutter} │\n{line_no} │ {open}{text}{close}\n");
+        let pad = " ".repeat(from - lo + open.chars().count());
+        let marks = "^".repeat((to - from).max(1));
+        let label_text = format!("{pad}{marks} {}", label.message);
+        out.push_str(&format!("{gutter} │ {}\n", label_text.trim_end()));
+        for n in &d.notes {
+            out.push_str(&format!("{gutter} = {n}\n"));
+        }
+        out.push('\n');
+        out
+    }
 }
+
+/// Characters of context an [`Diagnostics::render`] excerpt shows on each side of the label
+/// (and the most of the label itself).
+const EXCERPT_CONTEXT: usize = 60;
 
 /// Source lines longer than this are not quoted in diagnostics.
 pub const MAX_SNIPPET_LINE: usize = 400;
@@ -130,6 +181,7 @@ impl Diagnostics {
         for d in &self.diags {
             term::emit_to_write_style(w, &self.config_for(d), &self.files, d)
                 .map_err(std::io::Error::other)?;
+            w.write_all(self.excerpt(d).as_bytes())?;
         }
         Ok(())
     }
