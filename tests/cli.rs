@@ -308,6 +308,25 @@ fn unbounded_inputs_are_refused_quickly() {
         start.elapsed()
     );
 
+    // 200 consts that never finish: one budget for all of them (one each took 67 s).
+    let spin: String = (0..200)
+        .map(|i| format!("const S{i}: i64 = {{ var j = 0; while j >= 0 {{ j = j | 1; }} j }};\n"))
+        .collect();
+    let f = temp_file("spin_consts.kl", spin.as_bytes());
+    let start = Instant::now();
+    let out = kiln(&["check", f.to_str().expect("utf-8 path")], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("steps in all"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+
     let f = temp_file("threads.kl", b"print(reduce(add, linspace(0.0, 1.0, 5)));\nreduce add(a: f64, b: f64) -> f64 identity 0.0 { a + b }\n");
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_kiln"))

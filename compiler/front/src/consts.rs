@@ -10,9 +10,9 @@
 //! value is the one each executor would have computed. (Fast math, which lets native code
 //! contract `a * b + c`, does not apply: a const is computed as written.)
 //!
-//! A const whose initialiser fails (`1 / 0`, a failed `assert`, a loop that runs past
-//! [`FUEL`] steps) is a compile error at the failing operation, as in Rust, whether or not
-//! anything uses it.
+//! A const whose initialiser fails (`1 / 0`, a failed `assert`, a loop that takes the
+//! consts past [`FUEL`] steps in all) is a compile error at the failing operation, as in
+//! Rust, whether or not anything uses it.
 
 use kiln_interp::Fuel;
 use kiln_ir::{Scalar, SourceLoc};
@@ -24,7 +24,8 @@ use crate::{ConstId, Lowerer, Program};
 /// Every const's value by [`ConstId`], or the errors that stopped evaluation.
 pub type Values = Result<Vec<Vec<Scalar>>, Vec<Diag>>;
 
-/// The most IR instructions one const's initialiser may execute.
+/// The most IR instructions the consts of one program may execute, all together (so that a
+/// file of many slow consts cannot stall the compiler either).
 pub const FUEL: u64 = 10_000_000;
 
 /// Evaluates every const of `p`, lowering with the math library `math` (or, for the
@@ -32,7 +33,13 @@ pub const FUEL: u64 = 10_000_000;
 pub fn evaluate(p: &Program, library: bool, math: Option<&'static MathLib>) -> Values {
     let mut values: Vec<Option<Vec<Scalar>>> = vec![None; p.consts.len()];
     let mut errors = Vec::new();
+    let mut fuel = Fuel(FUEL);
     for &id in &p.const_order {
+        if fuel.0 == 0 {
+            // The budget is spent: the const that spent it has its error, and the rest are
+            // not evaluated.
+            break;
+        }
         let c = &p.consts[id.0 as usize];
         let (module, kernel) = {
             let mut lw = Lowerer::evaluating(p, library, math, &values);
@@ -61,13 +68,16 @@ pub fn evaluate(p: &Program, library: bool, math: Option<&'static MathLib>) -> V
             ));
             continue;
         }
-        match kiln_interp::call(&module, kernel, &[], &mut Fuel(FUEL)) {
+        match kiln_interp::call(&module, kernel, &[], &mut fuel) {
             Ok(v) => values[id.0 as usize] = Some(v),
             Err(e) => {
                 let why = match e.kind {
-                    kiln_interp::ErrorKind::OutOfFuel => format!(
-                        "its initialiser runs for more than {FUEL} steps (a loop that does not end?)"
-                    ),
+                    kiln_interp::ErrorKind::OutOfFuel => {
+                        fuel.0 = 0;
+                        format!(
+                            "the consts run for more than {FUEL} steps in all (a loop that does not end?)"
+                        )
+                    }
                     kind => kind.to_string(),
                 };
                 // The error is the const's: at the failing operation when it is in the
