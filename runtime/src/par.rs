@@ -750,21 +750,25 @@ pub fn reduce_axis(
     // The output is the one allocation that does not follow from the input's size: a
     // (10^10, 0) array holds nothing, but its sum along axis 1 is 10^10 zeros. Reserve it
     // fallibly, before any work, so a size that cannot be met is an error, not an abort.
-    let lanes = out_shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|&n| n <= isize::MAX as usize / 8);
-    let mut results: Vec<Scalar> = Vec::new();
-    if lanes.is_none_or(|n| results.try_reserve_exact(n).is_err()) {
-        return usage(format!(
+    let mut out = Uninit::new(acc_ty, &out_shape).ok_or_else(|| {
+        Error::Usage(format!(
             "cannot allocate the result of shape {out_shape:?} ({acc_ty}) of the reduction"
-        ));
-    }
-    let lanes = lanes.expect("checked above");
+        ))
+    })?;
+    let lanes: usize = out_shape.iter().product();
+    // Lane `l`'s result goes to element `l` of the (row-major, contiguous) output.
+    let (out_ptr, _) = out.raw();
+    let size = crate::array::element_bytes(acc_ty);
+    let put = |l: usize, v: Scalar| {
+        debug_assert!(l < lanes);
+        // SAFETY: `l < lanes`, the output's element count, and `v` has its dtype.
+        unsafe { write_scalar(out_ptr.add(l * size), v) }
+    };
     let identity = exec.call(m, identity, &[]).map_err(Error::Call)?[0];
     if lane_len == 0 || lanes == 0 {
-        results.resize(lanes, identity);
-        return finish_axis(acc_ty, &results, &out_shape);
+        (0..lanes).for_each(|l| put(l, identity));
+        // SAFETY: every element was written just above.
+        return Ok(unsafe { out.assume_init() });
     }
     let folder = exec.reduce_loop(m, None, combine).map_err(Error::Call)?;
     let nblocks = lane_len.div_ceil(REDUCE_BLOCK);
@@ -825,12 +829,15 @@ pub fn reduce_axis(
             }
             if (it + 1) % nblocks == 0 {
                 let parts = std::mem::take(&mut values);
-                results.push(tree_combine(exec, m, combine, parts, identity).map_err(Error::Call)?);
+                let r = tree_combine(exec, m, combine, parts, identity).map_err(Error::Call)?;
+                put(it / nblocks, r);
             }
         }
         first_lane = batch.end;
     }
-    finish_axis(acc_ty, &results, &out_shape)
+    // SAFETY: every lane's result was written: the batches cover `0..lanes`, and each lane's
+    // last block writes it.
+    Ok(unsafe { out.assume_init() })
 }
 
 /// How many blocks' partial results [`reduce_axis`] keeps at once.
@@ -851,29 +858,4 @@ fn axis_index(flat: usize, lane_len: usize, out_shape: &[usize], axis: usize) ->
     idx.push(i);
     idx.extend(&outer[axis..]);
     idx
-}
-
-/// The per-lane results as an array of `out_shape`, allocated fallibly.
-fn finish_axis(
-    acc_ty: ScalarType,
-    results: &[Scalar],
-    out_shape: &[usize],
-) -> Result<DynArray, Error> {
-    let flat = DynArray::from_scalars(acc_ty, results).ok_or_else(|| {
-        Error::Usage(format!(
-            "cannot allocate the result of shape {out_shape:?} ({acc_ty}) of the reduction"
-        ))
-    })?;
-    Ok(reshape(flat, out_shape))
-}
-
-fn reshape(a: DynArray, shape: &[usize]) -> DynArray {
-    macro_rules! go {
-        ($($v:ident),*) => {
-            match a { $(DynArray::$v(x) => DynArray::$v(
-                x.into_shape_with_order(ndarray::IxDyn(shape)).expect("same element count"),
-            )),* }
-        };
-    }
-    go!(Bool, I32, I64, U32, U64, F32, F64)
 }
