@@ -572,8 +572,8 @@ impl<'l, 'p> Fx<'l, 'p> {
 
     /// `vals` with every float NaN replaced by the canonical quiet NaN (f32 `0x7fc00000`,
     /// f64 `0x7ff8000000000000`), where NaN bits become observable: what a kernel returns,
-    /// what `to_bits` sees, the sign `copysign` takes. Kiln has one NaN (docs/language.md,
-    /// "NaN"): inside a kernel an operation may make a NaN of any sign and payload (x86
+    /// what `to_bits` sees, the sign `copysign` takes. Kiln has one NaN (docs/language.md
+    /// §6): inside a kernel an operation may make a NaN of any sign and payload (x86
     /// makes negative ones, PTX positive ones, a vector `min` may take either operand's), so
     /// the executors agree on NaN bits only because every way out goes through here. The
     /// math library's own functions are exempt: their results only ever reach user code.
@@ -585,10 +585,11 @@ impl<'l, 'p> Fx<'l, 'p> {
             .map(|v| {
                 let t = self.k.value_type(v);
                 let nan = match t {
-                    ScalarType::F32 => Scalar::F32(f32::from_bits(0x7fc0_0000)),
-                    ScalarType::F64 => Scalar::F64(f64::from_bits(0x7ff8_0000_0000_0000)),
+                    ScalarType::F32 => Scalar::F32(f32::NAN),
+                    ScalarType::F64 => Scalar::F64(f64::NAN),
                     _ => return v,
-                };
+                }
+                .canonical_nan();
                 let is_nan = self.ins1(InstKind::Unary(UnaryOp::IsNan, v), ScalarType::Bool, None);
                 let nan = self.konst(nan);
                 self.ins1(InstKind::Select(is_nan, nan, v), t, None)
