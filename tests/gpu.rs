@@ -182,6 +182,38 @@ fn ptx_has_the_expected_shape() {
         },
     );
     assert!(p.contains("atom.global.min.u64"), "{p}");
+    // 64-bit scalar and strided accesses are single 64-bit loads and stores. (With LLVM's
+    // default data layout at parse time, i64 was aligned to 4 and every access split in two
+    // 32-bit halves.)
+    assert!(
+        p.contains("ld.global.u64") && p.contains("st.global.u64"),
+        "{p}"
+    );
+    assert!(
+        !p.contains("ld.global.u32") && !p.contains("st.global.u32"),
+        "{p}"
+    );
+    let sq = c.kernel("sq", &[]).unwrap();
+    let p = ptx(&c, Entry::Call { kernel: sq });
+    assert!(
+        p.contains("ld.global.f64") && p.contains("st.global.f64"),
+        "result slots: {p}"
+    );
+    let p = ptx(
+        &c,
+        Entry::Map {
+            kernel: axpy64,
+            uniform: 0,
+        },
+    );
+    assert!(
+        p.contains("ld.global.f64") && p.contains("st.global.f64"),
+        "{p}"
+    );
+    assert!(
+        !p.contains("ld.global.u32") && !p.contains("st.global.u32"),
+        "{p}"
+    );
 }
 
 #[test]

@@ -85,9 +85,7 @@ impl HostCode {
         let ctx: &'static Context = Box::leak(Box::new(Context::create()));
         let ctx_ptr = ctx as *const Context as *mut Context;
         let build = || -> Result<ExecutionEngine<'static>, BackendError> {
-            let module: LlvmModule<'static> = parse(ctx, &text.text)?;
-            module.set_triple(&triple);
-            module.set_data_layout(&tm.get_target_data().get_data_layout());
+            let module: LlvmModule<'static> = parse(ctx, &text.text, &tm)?;
             optimise(&module, &tm)?;
             module
                 .create_jit_execution_engine(OptimizationLevel::Default)

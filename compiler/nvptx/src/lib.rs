@@ -121,8 +121,22 @@ fn err(e: impl std::fmt::Display) -> BackendError {
     BackendError(e.to_string())
 }
 
-/// Parses LLVM assembly into `ctx` and verifies it.
-pub(crate) fn parse<'c>(ctx: &'c Context, text: &str) -> Result<LlvmModule<'c>, BackendError> {
+/// Parses LLVM assembly into `ctx` for the target `tm` and verifies it.
+///
+/// The target's data layout and triple are written at the top of the text, before parsing:
+/// the parser gives every `load` and `store` without an explicit `align` the ABI alignment
+/// of the layout it knows *then*. Set afterwards, the layout came too late, LLVM's default
+/// (`i64` aligned to 4) applied, and NVPTX split every 64-bit access into two 32-bit ones.
+pub(crate) fn parse<'c>(
+    ctx: &'c Context,
+    text: &str,
+    tm: &TargetMachine,
+) -> Result<LlvmModule<'c>, BackendError> {
+    let layout = tm.get_target_data().get_data_layout();
+    let layout = layout.as_str().to_str().map_err(err)?;
+    let triple = tm.get_triple();
+    let triple = triple.as_str().to_str().map_err(err)?;
+    let text = format!("target datalayout = \"{layout}\"\ntarget triple = \"{triple}\"\n{text}");
     let buf = MemoryBuffer::create_from_memory_range_copy(text.as_bytes(), "kiln");
     let module = ctx
         .create_module_from_ir(buf)
@@ -176,9 +190,7 @@ pub fn compile(m: &Module, entry: Entry, arch: Arch) -> Result<Ptx, BackendError
 pub fn ptx_of(ll: &str, arch: Arch) -> Result<String, BackendError> {
     let tm = nvptx_machine(arch)?;
     let ctx = Context::create();
-    let module = parse(&ctx, ll)?;
-    module.set_triple(&tm.get_triple());
-    module.set_data_layout(&tm.get_target_data().get_data_layout());
+    let module = parse(&ctx, ll, &tm)?;
     optimise(&module, &tm)?;
     let buf = tm
         .write_to_memory_buffer(&module, FileType::Assembly)
@@ -191,9 +203,7 @@ pub fn optimised_llvm(m: &Module, entry: Entry, arch: Arch) -> Result<String, Ba
     let text = llvm_text(m, entry, Flavor::Nvptx)?;
     let tm = nvptx_machine(arch)?;
     let ctx = Context::create();
-    let module = parse(&ctx, &text.text)?;
-    module.set_triple(&tm.get_triple());
-    module.set_data_layout(&tm.get_target_data().get_data_layout());
+    let module = parse(&ctx, &text.text, &tm)?;
     optimise(&module, &tm)?;
     Ok(module.print_to_string().to_string())
 }
