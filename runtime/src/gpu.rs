@@ -67,6 +67,27 @@ pub enum GpuError {
     },
 }
 
+/// The bytes of a `dtype` array of `shape`, or an error if that overflows.
+fn device_bytes(dtype: ScalarType, shape: &[usize]) -> Result<usize, GpuError> {
+    shape
+        .iter()
+        .try_fold(elem_size(dtype), |n, &d| n.checked_mul(d))
+        .ok_or_else(|| GpuError::Usage(format!("a device array of shape {shape:?} is too large")))
+}
+
+/// Copies `src` back to a fresh host vector and waits for the copy. cudarc's `clone_dtoh`
+/// only enqueues an asynchronous copy into pageable memory, which CUDA documents as
+/// synchronous in most cases, not all: reading the vector before the stream is synchronised
+/// could see it unwritten.
+fn read_back<T: cudarc::driver::DeviceRepr>(
+    stream: &Arc<CudaStream>,
+    src: &CudaSlice<T>,
+) -> Result<Vec<T>, GpuError> {
+    let v = stream.clone_dtoh(src).map_err(driver)?;
+    stream.synchronize().map_err(driver)?;
+    Ok(v)
+}
+
 fn driver(e: DriverError) -> GpuError {
     let text = e.to_string();
     if text.contains("OUT_OF_MEMORY") {
@@ -203,7 +224,12 @@ impl Gpu {
         if !driver_present() {
             return Err(GpuError::NoDriver);
         }
-        let count = CudaContext::device_count().map_err(driver)? as usize;
+        // A driver with no device fails `cuInit` itself with CUDA_ERROR_NO_DEVICE.
+        let count = match CudaContext::device_count() {
+            Ok(n) => n as usize,
+            Err(e) if e.0 == cudarc::driver::sys::CUresult::CUDA_ERROR_NO_DEVICE => 0,
+            Err(e) => return Err(driver(e)),
+        };
         if ordinal >= count {
             return Err(GpuError::NoDevice(ordinal, count));
         }
@@ -265,6 +291,8 @@ impl Gpu {
             self.inner.driver_version as u64,
             u64::from_str_radix(kiln_nvptx::CODEGEN_FINGERPRINT, 16).unwrap_or(0),
         ]);
+        // The pass pipeline (`KILN_LLVM_PASSES`) changes the PTX, so its bytes join the key.
+        key.extend(kiln_nvptx::llvm_passes().bytes().map(u64::from));
         if let Some(l) = self
             .inner
             .cache
@@ -336,11 +364,22 @@ impl Gpu {
 
     /// A device array of zeros.
     pub fn zeros(&self, dtype: ScalarType, shape: &[usize]) -> Result<DeviceArray, GpuError> {
-        let n: usize = shape.iter().product();
+        let bytes = device_bytes(dtype, shape)?;
         let stream = &self.inner.streams[0];
-        let buf = stream
-            .alloc_zeros::<u8>((n * elem_size(dtype)).max(1))
-            .map_err(driver)?;
+        let buf = stream.alloc_zeros::<u8>(bytes.max(1)).map_err(driver)?;
+        Ok(DeviceArray {
+            gpu: self.clone(),
+            buf,
+            dtype,
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// A device array whose elements the caller writes before anyone reads them (a fresh
+    /// output: zero-filling it first would only cost a pass over device memory).
+    fn uninit(&self, dtype: ScalarType, shape: &[usize]) -> Result<DeviceArray, GpuError> {
+        let bytes = device_bytes(dtype, shape)?;
+        let buf = self.alloc(&self.inner.streams[0], bytes)?;
         Ok(DeviceArray {
             gpu: self.clone(),
             buf,
@@ -362,9 +401,10 @@ impl Gpu {
             .kernel(id)
             .results
             .iter()
-            .map(|&t| self.zeros(t, &shape))
+            .map(|&t| self.uninit(t, &shape))
             .collect::<Result<Vec<_>, _>>()?;
         let mut refs: Vec<&mut DeviceArray> = outs.iter_mut().collect();
+        // Every element is written, or the call fails and the outputs are dropped unread.
         self.map_into(m, id, args, &mut refs)?;
         Ok(outs)
     }
@@ -439,7 +479,7 @@ impl Gpu {
         }
         let err = self.launch_map(&loaded, stream, &ptrs, &strides, n)?;
         stream.synchronize().map_err(driver)?;
-        let word = stream.clone_dtoh(&err).map_err(driver)?[0];
+        let word = read_back(stream, &err)?[0];
         check_word(&loaded, word, &k.name)
     }
 
@@ -578,8 +618,8 @@ impl Gpu {
         };
         // SAFETY: `kiln_reduce_final`'s argument list, on the partials just written.
         unsafe { f.launch(one) }.map_err(driver)?;
-        let word = stream.clone_dtoh(&err).map_err(driver)?[0];
-        let value = stream.clone_dtoh(&result).map_err(driver)?[0];
+        let word = read_back(stream, &err)?[0];
+        let value = read_back(stream, &result)?[0];
         Ok((Scalar::from_bits(acc.ty(), value), word))
     }
 
@@ -640,6 +680,19 @@ impl Gpu {
                 pending: None,
             });
         }
+        // However this function ends — an error from `?` included — no stream may still be
+        // copying from or into the pinned buffers when `lanes` frees them: wait for both.
+        // (Declared after `lanes`, so it is dropped first.)
+        struct WaitOnDrop<'a>(&'a [Arc<CudaStream>]);
+        impl Drop for WaitOnDrop<'_> {
+            fn drop(&mut self) {
+                for s in self.0 {
+                    // Nothing to do about a failure here: the call already has its error.
+                    let _ = s.synchronize();
+                }
+            }
+        }
+        let _wait = WaitOnDrop(&self.inner.streams[..used]);
         // Finishes the chunk in flight on lane `l`: waits, unpacks outputs, reads errors.
         let finish =
             |lane: &mut Lane, stream: &Arc<CudaStream>| -> Result<Option<(usize, u32)>, GpuError> {
@@ -650,6 +703,16 @@ impl Gpu {
                 for j in inputs..types.len() {
                     let src = lane.pinned[j].as_slice().map_err(driver)?;
                     let s = sizes[j];
+                    if strides[j] == s as isize {
+                        // Contiguous: one copy for the chunk.
+                        // SAFETY: output `j` elements `start..start + len` are inside the
+                        // caller's array, one after the other.
+                        unsafe {
+                            let dst = ptrs[j].offset(start as isize * strides[j]);
+                            std::ptr::copy_nonoverlapping(src.as_ptr(), dst, len * s);
+                        }
+                        continue;
+                    }
                     for i in 0..len {
                         // SAFETY: output `j` element `start + i` is inside the caller's array.
                         unsafe {
@@ -658,7 +721,7 @@ impl Gpu {
                         }
                     }
                 }
-                let word = stream.clone_dtoh(&err).map_err(driver)?[0];
+                let word = read_back(stream, &err)?[0];
                 Ok(decode_error(word).map(|(i, st)| (start + i as usize, st)))
             };
         let mut first_error: Option<(usize, u32)> = None;
@@ -680,11 +743,21 @@ impl Gpu {
                 let s = sizes[j];
                 let count = if varying(j) { len } else { 1 };
                 let dst = lane.pinned[j].as_mut_slice().map_err(driver)?;
-                for i in 0..count {
-                    // SAFETY: input `j` element `start + i` is inside the caller's array.
+                if count > 1 && strides[j] == s as isize {
+                    // Contiguous: one copy for the chunk.
+                    // SAFETY: input `j` elements `start..start + count` are inside the
+                    // caller's array, one after the other.
                     unsafe {
-                        let src = ptrs[j].offset((start + i) as isize * strides[j]);
-                        std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr().add(i * s), s);
+                        let src = ptrs[j].offset(start as isize * strides[j]);
+                        std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), count * s);
+                    }
+                } else {
+                    for i in 0..count {
+                        // SAFETY: input `j` element `start + i` is inside the caller's array.
+                        unsafe {
+                            let src = ptrs[j].offset((start + i) as isize * strides[j]);
+                            std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr().add(i * s), s);
+                        }
                     }
                 }
                 let (pin, dev) = (&lane.pinned[j], &mut lane.dev[j]);
@@ -848,7 +921,7 @@ impl DeviceArray {
     /// Copies it to the host.
     pub fn to_host(&self) -> Result<DynArray, GpuError> {
         let stream = &self.gpu.inner.streams[0];
-        let bytes = stream.clone_dtoh(&self.buf).map_err(driver)?;
+        let bytes = read_back(stream, &self.buf)?;
         let n = self.len();
         DynArray::from_le_bytes(self.dtype, &self.shape, &bytes[..n * elem_size(self.dtype)])
             .ok_or_else(|| GpuError::Usage("device array of the wrong size".into()))
@@ -990,14 +1063,14 @@ impl Executor for Gpu {
             };
             // SAFETY: `kiln_call`'s arguments: one slot per parameter and per result.
             unsafe { b.launch(one) }.map_err(driver)?;
-            let status = stream.clone_dtoh(&st).map_err(driver)?[0];
+            let status = read_back(stream, &st)?[0];
             if status != 0 {
                 return Err(GpuError::Kernel {
                     error: Site::error(&loaded.sites, status as u32, &k.name),
                     index: 0,
                 });
             }
-            stream.clone_dtoh(&r).map_err(driver)
+            read_back(stream, &r)
         };
         let out = run().map_err(|e| e.runtime(&k.name))?;
         Ok(k.results

@@ -151,10 +151,16 @@ pub(crate) fn parse<'c>(
 /// `KILN_LLVM_PASSES` (LLVM's `-passes` syntax, e.g. `default<Os>`, which compiles
 /// Black-Scholes about twice as fast: see docs/gpu.md).
 pub(crate) fn optimise(module: &LlvmModule, tm: &TargetMachine) -> Result<(), BackendError> {
-    let passes = std::env::var("KILN_LLVM_PASSES").unwrap_or_else(|_| "default<O3>".into());
+    let passes = llvm_passes();
     module
         .run_passes(&passes, tm, PassBuilderOptions::create())
         .map_err(|e| err(format!("LLVM's optimiser failed: {e}")))
+}
+
+/// The LLVM pass pipeline the back end runs: `KILN_LLVM_PASSES`, else `default<O3>`. It
+/// changes the code, so caches of generated code keep it in their keys.
+pub fn llvm_passes() -> String {
+    std::env::var("KILN_LLVM_PASSES").unwrap_or_else(|_| "default<O3>".into())
 }
 
 /// The NVPTX target machine for `arch`.
