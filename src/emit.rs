@@ -26,6 +26,10 @@ pub enum Stage {
     Ptx,
 }
 
+/// The error for `--types` without `--item`.
+pub const TYPES_NEED_AN_ITEM: &str =
+    "--types picks a specialisation of the item that --item names; give --item too";
+
 /// The text of `stage` for the file `name` with source `src`: the whole file, or only `item`
 /// (specialised for `types`: its type parameters, or one type per parameter).
 pub fn emit(
@@ -36,9 +40,7 @@ pub fn emit(
     types: &[String],
 ) -> Result<String, Error> {
     if item.is_none() && !types.is_empty() {
-        return Err(Error::Usage(
-            "--types picks a specialisation of the item that --item names; give --item too".into(),
-        ));
+        return Err(Error::Usage(TYPES_NEED_AN_ITEM.into()));
     }
     if let Stage::Ast = stage {
         let ast = crate::parse(name, src)?;

@@ -191,9 +191,7 @@ fn real_main() -> Result<bool, Error> {
             types,
         }) => {
             if item.is_none() && !types.is_empty() {
-                usage_error(
-                    "--types picks a specialisation of the item that --item names; give --item too",
-                );
+                usage_error(kiln::emit::TYPES_NEED_AN_ITEM);
             }
             let (name, src) = read_source(&file)?;
             print!("{}", emit(stage, &name, &src, item.as_deref(), &types)?);
