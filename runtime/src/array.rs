@@ -129,23 +129,17 @@ macro_rules! dtypes {
                 DynArray::from_scalars_shaped(dtype, &[values.len()], values)
             }
             /// An array of `shape` of the scalars (row-major), which must all have type
-            /// `dtype` and be as many as the shape holds; `None` otherwise, or when the
-            /// memory cannot be allocated.
+            /// `dtype` and be as many as the shape holds.
             pub fn from_scalars_shaped(
                 dtype: ScalarType,
                 shape: &[usize],
                 values: &[Scalar],
             ) -> Option<DynArray> {
                 Some(match dtype {
-                    $(ScalarType::$variant => {
-                        // Fallible: `None` (not an abort) when the memory is not there.
-                        let mut v: Vec<$t> = Vec::new();
-                        v.try_reserve_exact(values.len()).ok()?;
-                        for &s in values {
-                            v.push(<$t>::from_scalar(s)?);
-                        }
-                        DynArray::$variant(ArrayD::from_shape_vec(IxDyn(shape), v).ok()?)
-                    }),*
+                    $(ScalarType::$variant => DynArray::$variant(ArrayD::from_shape_vec(
+                        IxDyn(shape),
+                        values.iter().map(|&s| <$t>::from_scalar(s)).collect::<Option<Vec<_>>>()?,
+                    ).ok()?)),*
                 })
             }
             /// The elements' bytes in row-major order, little-endian, each element at its

@@ -178,7 +178,7 @@ pub fn load(path: &str, want: ScalarType, max_elements: usize) -> Result<DynArra
             shape.len()
         )));
     }
-    let itemsize = itemsize(found);
+    let itemsize = kiln_runtime::array::element_bytes(found);
     // ndarray's invariant, which zero-size arrays must meet too: the non-zero dimensions
     // multiply to at most isize::MAX elements, and (here) bytes.
     let nonzero = shape
@@ -279,14 +279,6 @@ fn dtype(descr: &str) -> Option<ScalarType> {
         "<f8" | ">f8" => ScalarType::F64,
         _ => return None,
     })
-}
-
-fn itemsize(t: ScalarType) -> usize {
-    match t {
-        ScalarType::Bool => 1,
-        ScalarType::I32 | ScalarType::U32 | ScalarType::F32 => 4,
-        ScalarType::I64 | ScalarType::U64 | ScalarType::F64 => 8,
-    }
 }
 
 /// A shape as NumPy writes it: `(3,)`, `(2, 3)`, `()`.

@@ -24,6 +24,7 @@ pub const REDUCE_LANES: usize = 8;
 /// commutative `⊕` (`+ * min max & | ^`), so that reordering its operands changes nothing;
 /// `None` for any other combine, which keeps the sequential order.
 pub fn commutative_combine(k: &Kernel) -> Option<BinaryOp> {
+    use BinaryOp::*;
     if k.params.len() != 2 || k.results.len() != 1 || k.params[0] != k.params[1] {
         return None;
     }
@@ -34,53 +35,38 @@ pub fn commutative_combine(k: &Kernel) -> Option<BinaryOp> {
     let [p0, p1] = block.params[..] else {
         return None;
     };
-    let (op_inst, ret) = match block.insts[..] {
-        [op_inst, ret] => (op_inst, ret),
-        // `a ⊕ b` with its NaN made canonical (as the front end returns every float): the
-        // same combine, as far as the order goes. Executors that fold by lanes with `⊕`
-        // itself make the final result canonical (`Scalar::canonical_nan`).
-        [op_inst, is_nan, nan, select, ret] => {
-            let r = *k.inst(op_inst).results.first()?;
-            let [t] = k.inst(is_nan).results[..] else {
-                return None;
-            };
-            let [c] = k.inst(nan).results[..] else {
-                return None;
-            };
-            let canonical = matches!(k.inst(is_nan).kind, InstKind::Unary(UnaryOp::IsNan, x) if x == r)
-                && matches!(k.inst(nan).kind, InstKind::Const(n) if n.is_nan() && n.same(n.canonical_nan()))
-                && matches!(k.inst(select).kind, InstKind::Select(cond, x, y) if cond == t && x == c && y == r);
-            let InstKind::Return(ref rs) = k.inst(ret).kind else {
-                return None;
-            };
-            if !canonical || rs[..] != k.inst(select).results[..] {
-                return None;
-            }
-            return plain_combine(k, op_inst, p0, p1);
-        }
-        _ => return None,
-    };
+    let (&ret, body) = block.insts.split_last()?;
     let InstKind::Return(ref rs) = k.inst(ret).kind else {
         return None;
     };
-    if rs[..] != k.inst(op_inst).results[..] {
+    let [returned] = rs[..] else {
         return None;
-    }
-    plain_combine(k, op_inst, p0, p1)
-}
-
-/// The operator of `op_inst` if it is a commutative `⊕` applied to the two parameters.
-fn plain_combine(
-    k: &Kernel,
-    op_inst: crate::Inst,
-    p0: crate::Value,
-    p1: crate::Value,
-) -> Option<BinaryOp> {
-    use BinaryOp::*;
+    };
+    // `a ⊕ b`, and the value it must produce: the returned one, or (as the front end
+    // returns every float) the one a canonical-NaN select takes. The select changes nothing
+    // of the order; executors that fold by lanes with `⊕` itself make the final result
+    // canonical (`Scalar::canonical_nan`).
+    let (op_inst, op_result) = match *body {
+        [op_inst] => (op_inst, returned),
+        [op_inst, is_nan, nan, select] => {
+            let r = *k.inst(op_inst).results.first()?;
+            let t = *k.inst(is_nan).results.first()?;
+            let c = *k.inst(nan).results.first()?;
+            let canonical = matches!(k.inst(is_nan).kind, InstKind::Unary(UnaryOp::IsNan, x) if x == r)
+                && matches!(k.inst(nan).kind, InstKind::Const(n) if n.is_nan() && n.same(n.canonical_nan()))
+                && matches!(k.inst(select).kind, InstKind::Select(cond, x, y) if cond == t && x == c && y == r)
+                && k.inst(select).results[..] == [returned];
+            if !canonical {
+                return None;
+            }
+            (op_inst, r)
+        }
+        _ => return None,
+    };
     let InstKind::Binary(op, a, b) = k.inst(op_inst).kind else {
         return None;
     };
     let commutative = matches!(op, Add | Mul | Min | Max | And | Or | Xor);
     let operands = (a == p0 && b == p1) || (a == p1 && b == p0);
-    (commutative && operands).then_some(op)
+    (commutative && operands && k.inst(op_inst).results[..] == [op_result]).then_some(op)
 }
